@@ -1,0 +1,3 @@
+from potlib.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,128 @@
+"""Command line: ``python -m potlib {list,run,status}``.
+
+CPU smoke of any experiment (seconds)::
+
+    python -m potlib run gradflow_depth --profile smoke
+
+The paper grid, resumable (existing rows are skipped; ``--force`` reruns them)::
+
+    python -m potlib run gradflow_depth --profile paper --executor local
+    python -m potlib status
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from potlib import experiments
+from potlib.config import cfg_id
+from potlib.results import DONE_STATUSES, CorruptRowError, ResultStore, default_root
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="potlib", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("list", help="list experiments, their figures and profile sizes")
+
+    r = sub.add_parser("run", help="run (or resume) the grid of one experiment's profile")
+    # -- what to run --
+    r.add_argument("experiment", help="experiment name (see `python -m potlib list`)")
+    r.add_argument("--profile", default="smoke", help="smoke (seconds on a CPU) or paper (the book's grid)")
+    r.add_argument("--force", action="store_true", help="rerun configs that already have a row")
+    r.add_argument("--results-dir", type=Path, default=None, help="result root (default: data/results for paper, a cache for smoke)")
+    # -- how to run it --
+    r.add_argument("--executor", default="inline", help="inline (this process), local (process pool) or slurm (submitit job array)")
+    r.add_argument("--workers", type=int, default=None, help="local executor: processes per GPU (or in all, on CPU)")
+    # -- slurm options --
+    r.add_argument("--slurm-partition", default=None, help="slurm partition")
+    r.add_argument("--slurm-gpus", type=int, default=1, help="GPUs per array task")
+    r.add_argument("--slurm-timeout-min", type=int, default=60, help="time limit per array task, minutes")
+    r.add_argument("--slurm-array-parallelism", type=int, default=64, help="array tasks running at once")
+    r.add_argument("--slurm-cluster", default=None, help=argparse.SUPPRESS)  # 'debug' runs in-process (tests)
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    s = sub.add_parser("status", help="rows present vs expected, per experiment and profile")
+    s.add_argument("--profile", default=None, help="only this profile")
+    s.add_argument("--results-dir", type=Path, default=None, help="result root for every profile")
+    return p
+
+
+def _cmd_list() -> int:
+    for name in experiments.names():
+        exp = experiments.get(name)
+        sizes = ", ".join(f"{p}={len(exp.configs(p))}" for p in exp.profiles)
+        print(f"{name:22s} {exp.title}  [{sizes}]{'  (GPU)' if exp.uses_gpu else ''}")
+    return 0
+
+
+def _cmd_run(a: argparse.Namespace) -> int:
+    from potlib.sweep import run_sweep
+
+    exp = experiments.get(a.experiment)
+    exp.configs(a.profile)  # validates the profile with a clear message
+    slurm = {
+        "partition": a.slurm_partition,
+        "gpus": a.slurm_gpus,
+        "timeout_min": a.slurm_timeout_min,
+        "array_parallelism": a.slurm_array_parallelism,
+        "cluster": a.slurm_cluster,
+    }
+    report = run_sweep(
+        a.experiment, a.profile, executor=a.executor, root=a.results_dir, force=a.force,
+        workers=a.workers, progress=not a.quiet, slurm=slurm,
+    )
+    print(report)
+    return 1 if report.failed else 0
+
+
+def _cmd_status(a: argparse.Namespace) -> int:
+    profiles = [experiments.check_profile(a.profile)] if a.profile else list(experiments.PROFILES)
+    total_wall = 0.0
+    ok = True
+    print(f"{'experiment':22s} {'profile':7s} {'done':>9s} {'diverged':>8s} {'failed':>6s}  {'wall (h)':>8s}  devices")
+    for name in experiments.names():
+        exp = experiments.get(name)
+        for profile in profiles:
+            if profile not in exp.profiles:
+                continue
+            store = ResultStore(a.results_dir or default_root(profile))
+            expected = {cfg_id(name, c) for c in exp.configs(profile)}
+            try:
+                rows = [r for r in store.rows(name) if r["cfg_id"] in expected]
+            except CorruptRowError as e:
+                print(f"{name:22s} {profile:7s} CORRUPT: {e}")
+                ok = False
+                continue
+            done = [r for r in rows if r["status"] in DONE_STATUSES]
+            div = sum(r["status"] == "diverged" for r in rows)
+            failed = sum(r["status"] == "failed" for r in rows)
+            wall = sum(float(r["provenance"].get("wall_seconds") or 0) for r in rows)
+            if profile == "paper":
+                total_wall += wall
+            devices = sorted({r["provenance"].get("device", "?") for r in rows})
+            print(
+                f"{name:22s} {profile:7s} {len(done):4d}/{len(expected):<4d} {div:8d} {failed:6d}  "
+                f"{wall / 3600:8.3f}  {'; '.join(devices) or '-'}"
+            )
+    print(f"total paper wall time (sum of row wall seconds): {total_wall / 3600:.3f} h")
+    return 0 if ok else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "list":
+            return _cmd_list()
+        if args.command == "run":
+            return _cmd_run(args)
+        return _cmd_status(args)
+    except (experiments.UnknownExperimentError, experiments.UnknownProfileError, ValueError, TypeError) as e:
+        print(f"potlib: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,245 @@
+"""Sweeps: expand a profile into configs, skip those with rows, run the rest, write one row each.
+
+Executors (``--executor``):
+
+- ``inline`` (default): in this process, one config after another.
+- ``local``: a pool of worker processes; on a GPU machine, ``--workers`` processes share each GPU
+  (small models leave an H100 mostly idle, so several per GPU is the point).
+- ``slurm``: a ``submitit`` job array, one task per missing config, for users who outgrow one machine.
+
+Each worker writes its own row atomically, so killing the sweep at any moment loses at most the
+configs in flight, and a rerun picks up exactly the missing ones (resume). A run whose metrics
+contain NaN or inf is recorded with ``status="diverged"``; a run that raises is recorded with
+``status="failed"`` and the traceback, and the sweep goes on (failed rows are retried on resume).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+import traceback
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from potlib import experiments, provenance
+from potlib.config import Config, cfg_id
+from potlib.results import DONE_STATUSES, MissingResultsError, ResultStore, default_root
+
+EXECUTORS = ("inline", "local", "slurm")
+
+
+class Diverged(RuntimeError):
+    """Raised by a run that detects divergence itself; ``metrics`` are kept in the row."""
+
+    def __init__(self, message: str, metrics: dict[str, Any] | None = None, artifacts=None):
+        super().__init__(message)
+        self.metrics = metrics or {}
+        self.artifacts = artifacts or {}
+
+
+def _non_finite(metrics: dict[str, Any]) -> list[str]:
+    bad = []
+    for k, v in metrics.items():
+        if isinstance(v, (float, np.floating)) and not math.isfinite(float(v)):
+            bad.append(k)
+    return bad
+
+
+def set_seed(seed: int) -> None:
+    import random
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def run_one(name: str, config: Config, profile: str, root: Path | str) -> dict[str, Any]:
+    """Run one config, write its row (whatever the outcome) and return it."""
+    exp = experiments.get(name)
+    store = ResultStore(root)
+    cid = cfg_id(name, config)
+    device = provenance.pick_device(os.environ.get("POTLIB_DEVICE", "auto"))
+    set_seed(config.seed)
+    status, error, artifacts = "ok", None, {}
+    outcome = None
+    start = time.perf_counter()
+    try:
+        outcome = exp.run(config)
+        metrics, artifacts = dict(outcome.metrics), dict(outcome.artifacts)
+        bad = _non_finite(metrics)
+        if bad:
+            status, error = "diverged", f"non-finite metrics: {', '.join(bad)}"
+    except Diverged as e:
+        status, error, metrics, artifacts = "diverged", str(e), dict(e.metrics), dict(e.artifacts)
+    except Exception as e:  # noqa: BLE001 - recorded in the row, the sweep goes on
+        status, metrics = "failed", {}
+        error = f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=8)}"
+    wall = time.perf_counter() - start
+    prov = provenance.collect(device)
+    prov.update(
+        seed=config.seed,
+        wall_seconds=round(wall, 3),
+        dataset=outcome.dataset if outcome else None,
+        dataset_sha256=outcome.dataset_sha256 if outcome else None,
+        peak_memory_bytes=outcome.peak_memory_bytes if outcome else None,
+        peak_memory_kind=outcome.peak_memory_kind if outcome else None,
+    )
+    row = {
+        "schema": 1,
+        "experiment": name,
+        "profile": profile,
+        "cfg_id": cid,
+        "config": config.to_dict(),
+        "status": status,
+        "error": error,
+        "metrics": metrics,
+        "provenance": prov,
+    }
+    store.write(row, artifacts)
+    return row
+
+
+def _run_from_dict(name: str, cfg_dict: dict, profile: str, root: str, device: str | None) -> dict:
+    """Entry point of pool and slurm workers: configs travel as plain dicts."""
+    if device:
+        os.environ["POTLIB_DEVICE"] = device
+    cls = experiments.get(name).config_cls
+    row = run_one(name, cls.from_dict(cfg_dict), profile, root)
+    return {"cfg_id": row["cfg_id"], "status": row["status"], "error": row["error"]}
+
+
+@dataclass
+class SweepReport:
+    experiment: str
+    profile: str
+    expected: int
+    skipped: int
+    ran: int
+    statuses: dict[str, int]
+
+    @property
+    def failed(self) -> int:
+        return self.statuses.get("failed", 0)
+
+    def __str__(self) -> str:
+        st = ", ".join(f"{k}={v}" for k, v in sorted(self.statuses.items())) or "nothing run"
+        return (
+            f"{self.experiment} [{self.profile}]: {self.expected} configs, "
+            f"{self.skipped} already done, ran {self.ran} ({st})"
+        )
+
+
+def missing_configs(name: str, profile: str, root: Path | str | None = None, force: bool = False):
+    exp = experiments.get(name)
+    configs = exp.configs(profile)
+    store = ResultStore(root or default_root(profile))
+    done = set() if force else store.done_ids(name)
+    return configs, [c for c in configs if cfg_id(name, c) not in done]
+
+
+def run_sweep(
+    name: str,
+    profile: str = "smoke",
+    executor: str = "inline",
+    root: Path | str | None = None,
+    force: bool = False,
+    workers: int | None = None,
+    progress: bool = True,
+    slurm: dict[str, Any] | None = None,
+) -> SweepReport:
+    """Run every config of ``profile`` that has no done row under ``root``."""
+    experiments.check_profile(profile)
+    if executor not in EXECUTORS:
+        raise ValueError(f"executor {executor!r} is not allowed; allowed: {', '.join(EXECUTORS)}")
+    root = Path(root or default_root(profile))
+    configs, todo = missing_configs(name, profile, root, force)
+    statuses: dict[str, int] = {}
+    bar = tqdm(total=len(todo), desc=f"{name}[{profile}]", disable=not progress or not todo, unit="run")
+
+    def done(result: dict) -> None:
+        statuses[result["status"]] = statuses.get(result["status"], 0) + 1
+        bar.update(1)
+        bar.set_postfix(statuses)
+        if result["status"] == "failed":
+            tqdm.write(f"FAILED {name}/{result['cfg_id']}: {result['error'].splitlines()[0]}")
+
+    if executor == "inline":
+        for c in todo:
+            row = run_one(name, c, profile, root)
+            done(row)
+    elif executor == "local":
+        n_gpu = torch.cuda.device_count()
+        per_device = workers or (1 if n_gpu else max(1, (os.cpu_count() or 2) // 2))
+        slots = [f"cuda:{i}" for i in range(n_gpu)] or [None]
+        n = min(len(todo), per_device * len(slots)) or 1
+        import multiprocessing as mp
+
+        with ProcessPoolExecutor(max_workers=n, mp_context=mp.get_context("spawn")) as pool:
+            futs = [
+                pool.submit(_run_from_dict, name, c.to_dict(), profile, str(root), slots[i % len(slots)])
+                for i, c in enumerate(todo)
+            ]
+            for f in as_completed(futs):
+                done(f.result())
+    else:
+        done_results = _run_slurm(name, todo, profile, root, slurm or {})
+        for r in done_results:
+            done(r)
+    bar.close()
+    return SweepReport(name, profile, len(configs), len(configs) - len(todo), len(todo), statuses)
+
+
+def _run_slurm(name: str, todo: list[Config], profile: str, root: Path, opts: dict[str, Any]) -> list[dict]:
+    """Submit one job-array task per config through submitit and wait for them."""
+    import submitit
+
+    if not todo:
+        return []
+    folder = Path(opts.get("folder") or root / ".submitit")
+    ex = submitit.AutoExecutor(folder=str(folder), cluster=opts.get("cluster"))
+    ex.update_parameters(
+        timeout_min=int(opts.get("timeout_min", 60)),
+        slurm_array_parallelism=int(opts.get("array_parallelism", 64)),
+        gpus_per_node=int(opts.get("gpus", 1)),
+        cpus_per_task=int(opts.get("cpus", 4)),
+        name=f"potlib-{name}",
+    )
+    if opts.get("partition"):
+        ex.update_parameters(slurm_partition=opts["partition"])
+    n = len(todo)
+    jobs = ex.map_array(_run_from_dict, [name] * n, [c.to_dict() for c in todo], [profile] * n, [str(root)] * n, [None] * n)
+    return [j.result() for j in jobs]
+
+
+def ensure_rows(name: str, profile: str, recompute: bool = False, root: Path | str | None = None):
+    """Rows of ``profile`` as a DataFrame for a notebook.
+
+    ``smoke`` (or ``recompute=True``) runs whatever is missing first; ``paper`` without recompute
+    renders committed rows only and raises :class:`MissingResultsError` naming the missing configs
+    and the command that produces them.
+    """
+    experiments.check_profile(profile)
+    if not isinstance(recompute, bool):
+        raise TypeError(f"recompute = {recompute!r} is not allowed: expected True or False")
+    root = Path(root or default_root(profile))
+    exp = experiments.get(name)
+    if recompute or profile == "smoke":
+        run_sweep(name, profile, root=root, progress=False)
+    configs, todo = missing_configs(name, profile, root)
+    if todo:
+        ids = [cfg_id(name, c) for c in todo]
+        shown = ", ".join(ids[:8]) + (f" and {len(ids) - 8} more" if len(ids) > 8 else "")
+        where = "on a CUDA GPU " if exp.uses_gpu else ""
+        raise MissingResultsError(
+            f"{len(todo)} of {len(configs)} {profile!r} rows of {name!r} are missing under {root / name} "
+            f"({shown}). Produce them {where}with: python -m potlib run {name} --profile {profile}"
+        )
+    store = ResultStore(root)
+    return store.frame(name, [cfg_id(name, c) for c in configs])
