@@ -19,6 +19,11 @@ PROFILES = ("smoke", "paper")
 
 # name -> module path. Order is the book's order.
 REGISTRY: dict[str, str] = {
+    "hrm_depth_width": "potlib.experiments.hrm_depth_width",
+    "hrm_layers_computed": "potlib.experiments.hrm_layers_computed",
+    "hrm_act": "potlib.experiments.hrm_act",
+    "hrm_dynamics": "potlib.experiments.hrm_dynamics",
+    "hrm_memory": "potlib.experiments.hrm_memory",
     "gradflow_depth": "potlib.experiments.gradflow_depth",
     "gradflow_softmax": "potlib.experiments.gradflow_softmax",
     "gradflow_clipping": "potlib.experiments.gradflow_clipping",

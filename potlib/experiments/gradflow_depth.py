@@ -6,6 +6,7 @@ with/without GPT-2's output scaling we measure, on the same held-out batches:
 
 - ``param_grad``: the norm of dL/dθ over each block's parameters (what the optimiser sees);
 - ``act_grad``: the norm of dL/dh_l for every residual-stream state h_0..h_L (what flows back);
+- ``stream_rms``: the forward RMS of every h_l (what GPT-2's output scaling keeps from growing);
 
 once at initialisation and once after ``train_steps`` AdamW steps on a copy task that needs attention
 (predict the token ``shift`` positions back). The flatness of these profiles is the tutorial's
@@ -64,6 +65,7 @@ def measure(model: Stack, cfg: GradflowDepthConfig, device: torch.device) -> dic
     n_blocks = len(model.blocks)
     param = np.zeros(n_blocks)
     act = np.zeros(n_blocks + 1)
+    fwd = np.zeros(n_blocks + 1)
     losses = []
     for _ in range(cfg.measure_batches):
         x, y = copy_shift_batch(cfg.batch_size, cfg.seq_len, cfg.vocab, cfg.shift, g, device)
@@ -78,8 +80,10 @@ def measure(model: Stack, cfg: GradflowDepthConfig, device: torch.device) -> dic
         for i, h in enumerate(hidden):
             # norm per example, averaged: independent of batch size
             act[i] += float(h.grad.flatten(1).norm(dim=1).mean()) * cfg.batch_size / cfg.measure_batches
+            # forward RMS of the residual stream: what output scaling is meant to keep flat
+            fwd[i] += float(h.detach().pow(2).mean().sqrt()) / cfg.measure_batches
     model.zero_grad(set_to_none=True)
-    return {"param_grad": param, "act_grad": act, "loss": np.array(np.mean(losses))}
+    return {"param_grad": param, "act_grad": act, "stream_rms": fwd, "loss": np.array(np.mean(losses))}
 
 
 def _slope(v: np.ndarray) -> float:
@@ -118,12 +122,15 @@ def run(cfg: GradflowDepthConfig) -> Outcome:
         "act_slope_trained": _slope(trained["act_grad"]),
         "act_grad_input_init": float(at_init["act_grad"][0]),
         "act_grad_input_trained": float(trained["act_grad"][0]),
+        "stream_rms_growth_init": float(at_init["stream_rms"][-1] / at_init["stream_rms"][0]),
     }
     artifacts = {
         "param_grad_init": at_init["param_grad"],
         "param_grad_trained": trained["param_grad"],
         "act_grad_init": at_init["act_grad"],
         "act_grad_trained": trained["act_grad"],
+        "stream_rms_init": at_init["stream_rms"],
+        "stream_rms_trained": trained["stream_rms"],
         "loss_curve": curve,
     }
     return Outcome(metrics, artifacts, dataset="synthetic copy-shift task (generated from the seed)")
