@@ -17,8 +17,6 @@ import sys
 from pathlib import Path
 
 from potlib import experiments
-from potlib.config import cfg_id
-from potlib.results import DONE_STATUSES, CorruptRowError, ResultStore, default_root
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -79,36 +77,14 @@ def _cmd_run(a: argparse.Namespace) -> int:
 
 
 def _cmd_status(a: argparse.Namespace) -> int:
+    from potlib.sweep import status_frame
+
     profiles = [experiments.check_profile(a.profile)] if a.profile else list(experiments.PROFILES)
-    total_wall = 0.0
-    ok = True
-    print(f"{'experiment':22s} {'profile':7s} {'done':>9s} {'diverged':>8s} {'failed':>6s}  {'wall (h)':>8s}  devices")
-    for name in experiments.names():
-        exp = experiments.get(name)
-        for profile in profiles:
-            if profile not in exp.profiles:
-                continue
-            store = ResultStore(a.results_dir or default_root(profile))
-            expected = {cfg_id(name, c) for c in exp.configs(profile)}
-            try:
-                rows = [r for r in store.rows(name) if r["cfg_id"] in expected]
-            except CorruptRowError as e:
-                print(f"{name:22s} {profile:7s} CORRUPT: {e}")
-                ok = False
-                continue
-            done = [r for r in rows if r["status"] in DONE_STATUSES]
-            div = sum(r["status"] == "diverged" for r in rows)
-            failed = sum(r["status"] == "failed" for r in rows)
-            wall = sum(float(r["provenance"].get("wall_seconds") or 0) for r in rows)
-            if profile == "paper":
-                total_wall += wall
-            devices = sorted({r["provenance"].get("device", "?") for r in rows})
-            print(
-                f"{name:22s} {profile:7s} {len(done):4d}/{len(expected):<4d} {div:8d} {failed:6d}  "
-                f"{wall / 3600:8.3f}  {'; '.join(devices) or '-'}"
-            )
-    print(f"total paper wall time (sum of row wall seconds): {total_wall / 3600:.3f} h")
-    return 0 if ok else 1
+    df = status_frame(profiles, a.results_dir)
+    print(df.to_string(index=False))
+    paper = df[df["profile"] == "paper"]
+    print(f"total paper wall time (sum of row wall seconds): {paper['wall_h'].sum():.3f} h")
+    return 1 if (df["corrupt"] != "").any() else 0
 
 
 def main(argv: list[str] | None = None) -> int:

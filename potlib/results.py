@@ -206,3 +206,22 @@ def rows_to_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
         rec.update({f"prov_{k}": v for k, v in r["provenance"].items()})
         records.append(rec)
     return pd.DataFrame.from_records(records)
+
+
+def artifacts_long(frame: pd.DataFrame, names: Iterable[str], root: Path | str, index_name: str = "i") -> pd.DataFrame:
+    """Arrays of each row in ``frame`` as a long table: config columns + ``index_name`` + one column per name.
+
+    All named arrays of a row must have the same length (e.g. per-layer profiles, per-step curves).
+    """
+    store = ResultStore(root)
+    config_cols = [c for c in frame.columns if not c.startswith("prov_")]
+    parts = []
+    for rec in frame.to_dict("records"):
+        arrays = store.artifacts(rec["experiment"], rec["cfg_id"])
+        cols = {n: np.asarray(arrays[n]) for n in names}
+        n = len(next(iter(cols.values())))
+        part = pd.DataFrame({index_name: np.arange(n), **cols})
+        for c in config_cols:
+            part[c] = [rec[c]] * n
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()

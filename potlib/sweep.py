@@ -26,11 +26,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from potlib import experiments, provenance
 from potlib.config import Config, cfg_id
-from potlib.results import DONE_STATUSES, MissingResultsError, ResultStore, default_root
+from potlib.results import DONE_STATUSES, CorruptRowError, MissingResultsError, ResultStore, default_root
 
 EXECUTORS = ("inline", "local", "slurm")
 
@@ -243,3 +243,32 @@ def ensure_rows(name: str, profile: str, recompute: bool = False, root: Path | s
         )
     store = ResultStore(root)
     return store.frame(name, [cfg_id(name, c) for c in configs])
+
+
+def status_frame(profiles=experiments.PROFILES, root: Path | str | None = None):
+    """Rows present vs expected per experiment and profile, with wall time and devices."""
+    import pandas as pd
+
+    records = []
+    for name in experiments.names():
+        exp = experiments.get(name)
+        for profile in profiles:
+            if profile not in exp.profiles:
+                continue
+            store = ResultStore(root or default_root(profile))
+            expected = {cfg_id(name, c) for c in exp.configs(profile)}
+            rec = {"experiment": name, "profile": profile, "expected": len(expected), "done": 0, "diverged": 0,
+                   "failed": 0, "wall_h": 0.0, "devices": "", "corrupt": "", "needs_gpu": exp.uses_gpu}
+            try:
+                rows = [r for r in store.rows(name) if r["cfg_id"] in expected]
+            except CorruptRowError as e:
+                rec["corrupt"] = str(e)
+                records.append(rec)
+                continue
+            rec["done"] = sum(r["status"] in DONE_STATUSES for r in rows)
+            rec["diverged"] = sum(r["status"] == "diverged" for r in rows)
+            rec["failed"] = sum(r["status"] == "failed" for r in rows)
+            rec["wall_h"] = round(sum(float(r["provenance"].get("wall_seconds") or 0) for r in rows) / 3600, 4)
+            rec["devices"] = "; ".join(sorted({r["provenance"].get("device", "?") for r in rows}))
+            records.append(rec)
+    return pd.DataFrame.from_records(records)

@@ -8,6 +8,7 @@ Each module defines ``EXPERIMENT = Experiment(...)``: its config class, its name
 from __future__ import annotations
 
 import importlib
+import os
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -19,11 +20,16 @@ PROFILES = ("smoke", "paper")
 
 # name -> module path. Order is the book's order.
 REGISTRY: dict[str, str] = {
+    "poh_gradient_modes": "potlib.experiments.poh_gradient_modes",
+    "gradient_modes_theory": "potlib.experiments.gradient_modes_theory",
     "hrm_depth_width": "potlib.experiments.hrm_depth_width",
     "hrm_layers_computed": "potlib.experiments.hrm_layers_computed",
     "hrm_act": "potlib.experiments.hrm_act",
     "hrm_dynamics": "potlib.experiments.hrm_dynamics",
     "hrm_memory": "potlib.experiments.hrm_memory",
+    "credit_ladder": "potlib.experiments.credit_ladder",
+    "credit_cifar": "potlib.experiments.credit_cifar",
+    "credit_ablations": "potlib.experiments.credit_ablations",
     "gradflow_depth": "potlib.experiments.gradflow_depth",
     "gradflow_softmax": "potlib.experiments.gradflow_softmax",
     "gradflow_clipping": "potlib.experiments.gradflow_clipping",
@@ -77,17 +83,36 @@ class UnknownProfileError(ValueError):
     pass
 
 
+def _extra() -> dict[str, str]:
+    """Experiments of the user's own, registered as POTLIB_EXTRA_EXPERIMENTS="name=module.path,...".
+
+    They run through the same sweeps, store and CLI as the built-in ones (the tests use this too).
+    """
+    out = {}
+    for item in filter(None, os.environ.get("POTLIB_EXTRA_EXPERIMENTS", "").split(",")):
+        name, sep, module = item.partition("=")
+        if not sep or not name.strip() or not module.strip():
+            raise ValueError(f"POTLIB_EXTRA_EXPERIMENTS item {item!r} is not of the form name=module.path")
+        out[name.strip()] = module.strip()
+    return out
+
+
+def _registry() -> dict[str, str]:
+    return {**REGISTRY, **_extra()}
+
+
 def names() -> list[str]:
-    return list(REGISTRY)
+    return list(_registry())
 
 
 def get(name: str) -> Experiment:
     """The experiment called ``name``; a clear error listing the known ones otherwise."""
-    if not isinstance(name, str) or name not in REGISTRY:
+    registry = _registry()
+    if not isinstance(name, str) or name not in registry:
         raise UnknownExperimentError(
-            f"unknown experiment {name!r}; known experiments: {', '.join(REGISTRY)}"
+            f"unknown experiment {name!r}; known experiments: {', '.join(registry)}"
         )
-    module = importlib.import_module(REGISTRY[name])
+    module = importlib.import_module(registry[name])
     return module.EXPERIMENT
 
 

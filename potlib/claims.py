@@ -1,0 +1,207 @@
+"""Claims checked by the book, each with the published statement, our measurement and a verdict.
+
+A verdict is computed from rows by a stated rule (the ``evidence`` string says which numbers
+decided it), never typed in. Chapters whose rows need a GPU and do not exist yet contribute their
+published claims as ``pending``. The scorecard notebook shows all of them; each chapter shows its own.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from potlib.render import Claim, load_published
+
+CH_FLOW = "Gradient flow"
+SEED004 = "seed 004"
+SEED002 = "seed 002"
+
+
+def _mean(df: pd.DataFrame, col: str, **where) -> float:
+    sel = df
+    for k, v in where.items():
+        sel = sel[sel[k] == v]
+    if sel.empty:
+        return float("nan")
+    return float(sel[col].mean())
+
+
+def gradient_flow(depth: pd.DataFrame, softmax: pd.DataFrame, clipping: pd.DataFrame) -> list[Claim]:
+    """Claims of seed 004 against the gradflow_depth / _softmax / _clipping rows."""
+    out: list[Claim] = []
+    L = int(depth["n_layers"].max())
+    kw = dict(n_layers=L, output_scaling=False)
+
+    # -- residual path ------------------------------------------------------------------------
+    pre = _mean(depth, "act_grad_input_init", norm="pre_norm", **kw)
+    nores = _mean(depth, "act_grad_input_init", norm="no_residual", **kw)
+    acc_pre = _mean(depth, "accuracy_trained", norm="pre_norm", **kw)
+    acc_nores = _mean(depth, "accuracy_trained", norm="no_residual", **kw)
+    ok = nores < 0.1 * pre and acc_nores < acc_pre - 0.2
+    out.append(Claim(
+        CH_FLOW, "Residual connections keep gradients flowing to early layers", f"{SEED004}, Residual Connection Gradients",
+        "without the identity path, gradients to early layers vanish",
+        f"‖dL/dh_0‖ at init, depth {L}: {nores:.2e} without residual vs {pre:.2e} pre-norm; "
+        f"accuracy after training {acc_nores:.2f} vs {acc_pre:.2f}",
+        "reproduced" if ok else "differs",
+        "rule: no-residual input gradient < 0.1x pre-norm's and accuracy lower by > 0.2",
+    ))
+
+    # -- pre-norm vs post-norm ------------------------------------------------------------------
+    s_pre = _mean(depth, "param_slope_init", norm="pre_norm", **kw)
+    s_post = _mean(depth, "param_slope_init", norm="post_norm", **kw)
+    verdict = "reproduced" if s_post < s_pre else "differs"
+    out.append(Claim(
+        CH_FLOW, "Pre-norm preserves gradients to early layers better than post-norm", f"{SEED004}, Pre-Norm vs Post-Norm",
+        "gradients to early layers are better preserved with pre-norm",
+        f"log10(first/last block gradient) at init, depth {L}: pre-norm {s_pre:+.2f}, post-norm {s_post:+.2f}",
+        verdict,
+        "rule: post-norm's first-to-last ratio is smaller than pre-norm's (its early layers get relatively less)",
+    ))
+
+    # -- GPT-2 output scaling -----------------------------------------------------------------
+    g0 = _mean(depth, "stream_rms_growth_init", norm="pre_norm", n_layers=L, output_scaling=False)
+    g1 = _mean(depth, "stream_rms_growth_init", norm="pre_norm", n_layers=L, output_scaling=True)
+    out.append(Claim(
+        CH_FLOW, "Scaling residual output projections by 1/sqrt(2·layers) keeps the stream's variance stable",
+        f"{SEED004}, The Role of Initialization",
+        "variance stays stable across depth",
+        f"pre-norm, depth {L}: residual-stream RMS grows {g0:.2f}x over the stack without scaling, {g1:.2f}x with it",
+        "reproduced" if abs(np.log(g1)) < abs(np.log(g0)) else "differs",
+        "rule: with scaling the last/first RMS ratio is closer to 1",
+    ))
+
+    # -- softmax scaling ----------------------------------------------------------------------
+    dmax = int(softmax["d_k"].max())
+    sat_u = _mean(softmax, "saturated_fraction", d_k=dmax, scaled=False)
+    sat_s = _mean(softmax, "saturated_fraction", d_k=dmax, scaled=True)
+    jac_u = _mean(softmax, "softmax_jacobian_fro_mean", d_k=dmax, scaled=False)
+    jac_s = _mean(softmax, "softmax_jacobian_fro_mean", d_k=dmax, scaled=True)
+    out.append(Claim(
+        CH_FLOW, "Without 1/sqrt(d_k), large scores saturate the softmax and shrink its Jacobian",
+        f"{SEED004}, The Scaling Factor's Role",
+        "large scores -> softmax saturates -> gradients through it vanish",
+        f"d_k={dmax}: rows with max weight > 0.99: {sat_u:.0%} unscaled vs {sat_s:.0%} scaled; "
+        f"‖softmax Jacobian‖_F {jac_u:.3f} vs {jac_s:.3f}",
+        "reproduced" if sat_u > 0.5 and sat_s < 0.01 and jac_u < 0.5 * jac_s else "trend reproduced" if sat_u > sat_s else "differs",
+        "rule: > 50% saturated unscaled, < 1% scaled, Jacobian norm halved",
+    ))
+    gq_u = _mean(softmax, "grad_q_norm_mean", d_k=dmax, scaled=False)
+    gq_s = _mean(softmax, "grad_q_norm_mean", d_k=dmax, scaled=True)
+    out.append(Claim(
+        CH_FLOW, "…so the gradient reaching the query vanishes", f"{SEED004}, The Scaling Factor's Role",
+        "gradient through softmax ≈ 0",
+        f"d_k={dmax}: mean ‖dL/dq‖ {gq_u:.1f} unscaled vs {gq_s:.1f} scaled",
+        "reproduced" if gq_u < gq_s else "differs",
+        "rule: unscaled |dL/dq| smaller than scaled. It is not: unscaled scores carry a factor sqrt(d_k) that "
+        "outgrows the Jacobian's shrinkage; the gradient concentrates on few keys instead of vanishing",
+    ))
+    ex = torch.softmax(torch.tensor([2.0, 0.0, 0.0], dtype=torch.float64), 0).tolist()
+    out.append(Claim(
+        CH_FLOW, "Worked example: softmax([2, 0, 0])", f"{SEED004}, The Scaling Factor's Role",
+        "[0.84, 0.08, 0.08]", "[" + ", ".join(f"{v:.3f}" for v in ex) + "] (exact arithmetic)",
+        "reproduced" if abs(ex[0] - 0.84) < 0.005 else "differs",
+        "rule: first weight within 0.005 of 0.84; e^2/(e^2+2) = 0.787",
+    ))
+
+    # -- clipping -----------------------------------------------------------------------------
+    hi = float(clipping["lr"].max())
+    cos_g = float(clipping[clipping["clip"] == "global_norm"]["cosine_used_vs_raw_min"].min())
+    cos_v = float(clipping[clipping["clip"] == "value"]["cosine_used_vs_raw_min"].min())
+    out.append(Claim(
+        CH_FLOW, "Global-norm clipping preserves the gradient's direction", f"{SEED004}, Gradient Clipping",
+        "all parameters scaled equally, direction preserved",
+        f"min cosine(clipped, raw) over all steps: {cos_g:.6f} global-norm vs {cos_v:.3f} per-value",
+        "reproduced" if cos_g > 1 - 1e-4 else "differs",
+        "rule: min cosine > 0.9999",
+    ))
+    frac = _mean(clipping, "clipped_fraction", clip="global_norm", threshold=1.0)
+    out.append(Claim(
+        CH_FLOW, "Clipping at max_norm=1.0 only kicks in when gradients are abnormally large", f"{SEED004}, Gradient Clipping",
+        "only kicks in when gradients are abnormally large",
+        f"fraction of steps clipped at max_norm=1.0: {frac:.0%} (post-norm stack, both learning rates)",
+        "reproduced" if frac < 0.2 else "differs",
+        "rule: clipping acts on < 20% of steps",
+    ))
+    loss_none = _mean(clipping, "final_loss", clip="none", lr=hi)
+    loss_glob = _mean(clipping, "final_loss", clip="global_norm", threshold=1.0, lr=hi)
+    sp_none = _mean(clipping, "loss_spikes", clip="none", lr=hi)
+    sp_glob = _mean(clipping, "loss_spikes", clip="global_norm", threshold=1.0, lr=hi)
+    better = loss_glob < loss_none and sp_glob <= sp_none
+    out.append(Claim(
+        CH_FLOW, "Clipping is a practical fix for exploding gradients", f"{SEED004}, Gradient Clipping",
+        "loss explodes -> add gradient clipping",
+        f"lr={hi:g}: final loss {loss_none:.3f} unclipped vs {loss_glob:.3f} clipped at 1.0; loss spikes {sp_none:.1f} vs {sp_glob:.1f}",
+        "reproduced" if better else "differs",
+        "rule: clipped run ends lower with no more loss spikes",
+    ))
+    return out
+
+
+def frozen_context(frozen: pd.DataFrame) -> list[Claim]:
+    """Claims of seed 002 against the frozen_context rows."""
+    out: list[Claim] = []
+    fr = frozen[frozen["mode"] == "frozen"]
+    full = frozen[frozen["mode"] == "full"]
+    ck = frozen[frozen["mode"] == "checkpoint"]
+    n_max = int(frozen["n_ctx"].max())
+    all_params = bool((fr["params_with_grad"] == fr["params_total"]).all())
+    out.append(Claim(
+        CH_FLOW, "With a frozen context, W_q, W_k, W_v, W_o (every layer) still receive gradient", f"{SEED002}, Full attention layers",
+        "gradient flows through W_q, W_k/W_v of decision tokens and W_o",
+        f"{int(fr['params_with_grad'].min())} of {int(fr['params_total'].max())} parameter tensors receive gradient when frozen",
+        "reproduced" if all_params else "differs", "rule: every parameter tensor has a non-zero gradient",
+    ))
+    leak = int(fr["ctx_only_tok_rows_with_grad"].max())
+    full_rows = int(full["ctx_only_tok_rows_with_grad"].min()) if not full.empty else -1
+    out.append(Claim(
+        CH_FLOW, "A frozen context cannot change how the context itself is encoded", f"{SEED002}, What this means",
+        "the model learns to use the context encoding, not to change it",
+        f"embedding rows of context-only tokens with gradient: {leak} frozen vs ≥{full_rows} full backprop",
+        "reproduced" if leak == 0 and full_rows > 0 else "differs", "rule: zero when frozen, non-zero with full backprop",
+    ))
+    err = float(frozen["dalpha_dq_max_abs_err"].max())
+    out.append(Claim(
+        CH_FLOW, "∂α_ij/∂q_i = α_ij (k_j − Σ_l α_il k_l)/√d, frozen keys included", f"{SEED002}, Mathematical Detail",
+        "closed form", f"max abs(closed form − autograd) = {err:.1e} (float64, every row)",
+        "reproduced" if err < 1e-10 else "differs", "rule: < 1e-10 in float64",
+    ))
+    ck_err = float(ck["grad_rel_err_total"].max())
+    m_full = _mean(full, "peak_memory_mib", n_ctx=n_max)
+    m_ck = _mean(ck, "peak_memory_mib", n_ctx=n_max)
+    m_fr = _mean(fr, "peak_memory_mib", n_ctx=n_max)
+    out.append(Claim(
+        CH_FLOW, "Gradient checkpointing gives the full gradient at lower memory", f"{SEED002}, The gradient checkpointing alternative",
+        "gradient flows through the entire forward pass; less memory, more compute",
+        f"relative gradient error {ck_err:.1e}; peak memory at {n_max} context tokens {m_ck:.0f} MiB vs {m_full:.0f} MiB full",
+        "reproduced" if ck_err < 1e-5 and m_ck < m_full else "differs", "rule: error < 1e-5 and lower peak memory",
+    ))
+    out.append(Claim(
+        CH_FLOW, "Context-frozen training is the cheap option", f"{SEED002}, The Hybrid Approach",
+        "frozen context is cheaper than full forward+backward",
+        f"peak memory at {n_max} context tokens: {m_fr:.0f} MiB frozen vs {m_full:.0f} MiB full ({m_full / m_fr:.1f}x)",
+        "reproduced" if m_fr < m_full else "differs", "rule: lower peak memory when frozen",
+    ))
+    return out
+
+
+def pending() -> list[Claim]:
+    """Published claims of the GPU chapters, pending until their rows exist."""
+    out: list[Claim] = []
+    pot = load_published("pot_gradient_modes")
+    for r in pot.itertuples():
+        out.append(Claim(
+            "PoH parser (seed 000)", f"{r.configuration}: dev UAS and memory", r.source,
+            f"UAS {r.dev_uas_pct}%, memory {r.mean_memory_x}x", "no GPU rows yet", "pending",
+            "needs: python -m potlib run poh_gradient_modes --profile paper (GPU)",
+        ))
+    for text in ("depth helps, width does not (Fig 2 left)", "recurrence beats depth at equal layers computed (Fig 2 right)",
+                 "ACT uses fewer steps at similar accuracy (Fig 5)", "z_H has higher participation ratio than z_L after training, not before (Fig 8)"):
+        out.append(Claim("HRM on Sudoku (seed 001)", text, "arXiv 2506.21734", "see data/published/hrm_*.csv",
+                         "no GPU rows yet", "pending", "needs the hrm_* experiments' paper grids (GPU)"))
+    for text in ("CB beats SB on Γ at α=1 (ladder)", "no Goldilocks regime on CIFAR-10", "deltaL gives higher Γ than eT",
+                 "warmup trades credit quality for accuracy"):
+        out.append(Claim("Credit assignment (seed 003)", text, "faeval memos", "see data/published/credit_bridge_*.csv",
+                         "no GPU rows yet", "pending", "needs the credit_* experiments' paper grids (GPU)"))
+    return out

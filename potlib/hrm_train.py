@@ -1,0 +1,428 @@
+"""Training and evaluation loops of the HRM chapter (SPEC section 3.2), shared by its experiments.
+
+One config, :class:`HRMTrainConfig`, holds everything a run needs (data, model, optimisation,
+evaluation); each experiment module subclasses it and adds its own fields. Three models
+(``model``): ``"transformer"``, ``"recurrent_transformer"`` (both trained with plain supervised
+steps, backprop through every layer) and ``"hrm"`` (deep supervision: every optimizer step is one
+segment of a stream of puzzles, with ACT halting, as in sapientinc/HRM's ``pretrain.py``).
+
+Metrics follow HRM's evaluation: the model runs ``halt_max_steps`` segments on every test puzzle and
+the prediction after the last one is scored; ``exact_accuracy`` = all 81 cells right,
+``cell_accuracy`` = fraction of cells right (givens included, as HRM scores it),
+``blank_cell_accuracy`` = fraction of the blank cells right. For the inference-time scaling of Fig 5 (c) we also run
+up to ``max(eval_M)`` segments and report, for every ``m`` in ``eval_M``, the accuracy after ``m``
+segments (``exact_at_M{m}``) and with Q-head halting capped at ``m`` (``act_exact_Mmax{m}``,
+``act_steps_Mmax{m}``: halt at the first segment where ``q_halt > q_continue``).
+
+Optimiser: AdamW (HRM uses Adam-atan2, which is not in our lock file), betas (0.9, 0.95), linear
+warmup then constant lr (HRM's ``lr_min_ratio=1``), no gradient clipping (as HRM).
+
+``data="synthetic"`` makes valid puzzles from one solved grid under random symmetries and random
+blanks (no uniqueness guarantee); it exists only so smoke profiles and tests run without the Sudoku
+archive. Paper profiles use ``data="sudoku"`` (``potlib.data.sudoku.build_split``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+
+from potlib.config import Config
+from potlib.models.hrm import HRM, HRMACT, SudokuTransformer, act_loss, correctness, sequence_loss
+
+VOCAB_SIZE, SEQ_LEN = 11, 81  # 0 pad, 1 blank, 2..10 digits 1..9
+SUDOKU_SOURCES = ("top1465", "forum_hardest_1905", "forum_hardest_1106", "17_clue")  # potlib.data.sudoku.COLLECTIONS
+
+
+@dataclass(frozen=True)
+class HRMTrainConfig(Config):
+    # --- data ---
+    data: Literal["sudoku", "synthetic"] = "sudoku"  # synthetic: smoke profiles and tests only
+    n_train: int = 1000  # distinct training puzzles (HRM "1k" setting: 1000)
+    n_aug: int = 100  # augmented copies of each training puzzle besides itself (HRM "1k": 1000)
+    n_test: int = 1000  # held-out test puzzles (no overlap with train up to symmetry)
+    sources: tuple[str, ...] = ("forum_hardest_1905", "forum_hardest_1106", "top1465")  # potlib.data.sudoku collections
+    synthetic_blanks: int = 50  # blanks per synthetic puzzle
+    # --- model ---
+    model: Literal["hrm", "transformer", "recurrent_transformer"] = "hrm"
+    hidden_size: int = 256  # HRM paper: 512
+    num_heads: int = 8
+    expansion: float = 4.0  # SwiGLU expansion (HRM: 4)
+    multiple_of: int = 256  # SwiGLU inner width rounded up to this (HRM: 256)
+    n_layers: int = 8  # transformer / recurrent_transformer: blocks in the stack
+    loops: int = 1  # recurrent_transformer: times the tied stack is applied
+    H_layers: int = 4  # HRM: blocks of the high-level module
+    L_layers: int = 4  # HRM: blocks of the low-level module
+    H_cycles: int = 2  # HRM: high-level updates per segment
+    L_cycles: int = 2  # HRM: low-level updates per high-level update
+    grad_mode: Literal["one_step", "bptt"] = "one_step"  # HRM: one-step gradient; bptt: through all steps
+    halt_max_steps: int = 8  # M_max: segments per puzzle at most (and at evaluation)
+    halt_exploration_prob: float = 0.1  # probability of drawing M_min from [2, M_max]
+    act: bool = True  # False: fixed M = halt_max_steps segments in training too
+    # --- optimisation ---
+    loss_type: Literal["softmax", "stablemax"] = "softmax"  # HRM's public config uses stablemax
+    train_steps: int = 2000  # optimizer steps (HRM: one per segment)
+    batch_size: int = 256
+    lr: float = 1e-4  # HRM Sudoku-1k: 7e-5 with batch 384 for 20k epochs
+    lr_warmup_steps: int = 100
+    weight_decay: float = 1.0  # HRM Sudoku-1k: 1.0
+    beta2: float = 0.95
+    # --- evaluation and runtime ---
+    eval_M: tuple[int, ...] = ()  # extra inference M_max values (Fig 5c); () = only halt_max_steps
+    eval_batch_size: int = 500
+    amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
+    compile: bool = False  # torch.compile the model on CUDA
+
+    def check(self) -> None:
+        self.require(self.n_aug >= 0, "n_aug", "an integer >= 0")
+        self.require(len(self.sources) > 0 and set(self.sources) <= set(SUDOKU_SOURCES), "sources",
+                     f"a non-empty tuple of {', '.join(SUDOKU_SOURCES)}")
+        for f in ("n_train", "n_test", "hidden_size", "num_heads", "n_layers", "loops", "H_layers",
+                  "L_layers", "H_cycles", "L_cycles", "halt_max_steps", "train_steps", "batch_size",
+                  "eval_batch_size", "multiple_of"):
+            self.require(getattr(self, f) >= 1, f, "an integer >= 1")
+        self.require(self.hidden_size % self.num_heads == 0 and (self.hidden_size // self.num_heads) % 2 == 0,
+                     "hidden_size", f"a multiple of 2 * num_heads (= {2 * self.num_heads})")
+        self.require(1 <= self.synthetic_blanks <= 80, "synthetic_blanks", "an integer in [1, 80]")
+        self.require(self.expansion > 0, "expansion", "a float > 0")
+        self.require(0.0 <= self.halt_exploration_prob <= 1.0, "halt_exploration_prob", "a float in [0, 1]")
+        self.require(self.lr > 0, "lr", "a float > 0")
+        self.require(self.lr_warmup_steps >= 0, "lr_warmup_steps", "an integer >= 0")
+        self.require(self.weight_decay >= 0, "weight_decay", "a float >= 0")
+        self.require(0.0 < self.beta2 < 1.0, "beta2", "a float in (0, 1)")
+        self.require(all(m >= 1 for m in self.eval_M), "eval_M", "positive integers")
+        self.require(self.model == "recurrent_transformer" or self.loops == 1, "loops",
+                     "1 unless model='recurrent_transformer'")
+
+    @property
+    def eval_segments(self) -> int:
+        return max((self.halt_max_steps, *self.eval_M)) if self.model == "hrm" else 1
+
+
+# ----------------------------------------------------------------------------------------------
+# data
+
+
+@dataclass
+class SudokuData:
+    train_x: torch.Tensor  # (N, 81) int64
+    train_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    dataset: str
+    sha256: str | None
+
+    def to(self, device: torch.device) -> "SudokuData":
+        return SudokuData(self.train_x.to(device), self.train_y.to(device), self.test_x.to(device),
+                          self.test_y.to(device), self.dataset, self.sha256)
+
+
+def _base_grid() -> np.ndarray:
+    """A valid solved grid (digits 1..9) from the classic pattern (r*3 + r//3 + c) % 9 + 1."""
+    r, c = np.meshgrid(np.arange(9), np.arange(9), indexing="ij")
+    return (r * 3 + r // 3 + c) % 9 + 1
+
+
+def random_symmetry(rng: np.random.Generator):
+    """A random validity-preserving Sudoku symmetry, as a function on (81,) digit/token arrays.
+
+    Digit relabelling, optional transpose, band and row-in-band permutations, stack and
+    column-in-stack permutations (the group HRM's ``build_sudoku_dataset.py`` samples from).
+    """
+    digit_map = np.concatenate([[0], rng.permutation(9) + 1])  # 0 (blank) stays 0
+    transpose = rng.random() < 0.5
+    rows = np.concatenate([b * 3 + rng.permutation(3) for b in rng.permutation(3)])
+    cols = np.concatenate([s * 3 + rng.permutation(3) for s in rng.permutation(3)])
+
+    def apply(grid: np.ndarray) -> np.ndarray:
+        g = grid.reshape(9, 9)
+        g = g.T if transpose else g
+        return digit_map[g[rows][:, cols]].reshape(81)
+
+    return apply
+
+
+def synthetic_split(n_train: int, n_test: int, n_aug: int, seed: int, blanks: int = 50):
+    """Tiny generator for smoke runs: (train_x, train_y, test_x, test_y) as (N, 81) int64 tokens.
+
+    Each puzzle is a random symmetry of one base solution with ``blanks`` random cells emptied; each
+    training puzzle appears as drawn, then ``n_aug`` further random symmetries of it (the layout of
+    ``potlib.data.sudoku.build_split``: ``n_train * (1 + n_aug)`` rows). Solutions are
+    valid; uniqueness is not checked.
+    """
+    rng = np.random.default_rng(seed)
+    base = _base_grid().reshape(81)
+
+    def puzzle():
+        sol = random_symmetry(rng)(base)
+        quiz = sol.copy()
+        quiz[rng.choice(81, size=blanks, replace=False)] = 0
+        return quiz, sol
+
+    tr = [puzzle() for _ in range(n_train)]
+    te = [puzzle() for _ in range(n_test)]
+    aug = []
+    for q, s in tr:
+        aug.append((q, s))
+        for _ in range(n_aug):
+            f = random_symmetry(rng)
+            aug.append((f(q), f(s)))
+    tok = lambda a: torch.as_tensor(np.stack(a) + 1, dtype=torch.int64)  # noqa: E731 - digit d -> d+1, blank -> 1
+    return tok([q for q, _ in aug]), tok([s for _, s in aug]), tok([q for q, _ in te]), tok([s for _, s in te])
+
+
+def load_data(cfg: HRMTrainConfig) -> SudokuData:
+    """The train/test split of ``cfg``: the Sudoku archive's hard puzzles, or the synthetic set."""
+    if cfg.data == "synthetic":
+        tx, ty, vx, vy = synthetic_split(cfg.n_train, cfg.n_test, cfg.n_aug, cfg.seed, cfg.synthetic_blanks)
+        return SudokuData(tx, ty, vx, vy, "synthetic Sudoku (symmetries of one grid; smoke only)", None)
+    from potlib.data import sudoku  # lazy: reads the archive under POTLIB_DATA
+
+    tx, ty, vx, vy, info = sudoku.build_split(cfg.n_train, cfg.n_test, cfg.n_aug, cfg.seed, sources=tuple(cfg.sources))
+    as_t = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.int64)  # noqa: E731
+    sha = info.get("dataset_sha256", info.get("sha256"))
+    return SudokuData(as_t(tx), as_t(ty), as_t(vx), as_t(vy), info.get("dataset", "sudoku"), sha)
+
+
+class BatchStream:
+    """Endless shuffled batches of row indices, reshuffled every epoch (seeded)."""
+
+    def __init__(self, n: int, batch_size: int, seed: int, device: torch.device):
+        self.n, self.bs, self.device = n, batch_size, device
+        self.gen = torch.Generator().manual_seed(seed)
+        self.perm, self.pos = torch.randperm(n, generator=self.gen), 0
+
+    def next(self) -> torch.Tensor:
+        idx = []
+        need = self.bs
+        while need:
+            take = self.perm[self.pos : self.pos + need]
+            idx.append(take)
+            need -= len(take)
+            self.pos += len(take)
+            if self.pos >= self.n:
+                self.perm, self.pos = torch.randperm(self.n, generator=self.gen), 0
+        return torch.cat(idx).to(self.device)
+
+
+# ----------------------------------------------------------------------------------------------
+# models
+
+
+def build_model(cfg: HRMTrainConfig) -> torch.nn.Module:
+    """An :class:`HRMACT` (model="hrm") or a :class:`SudokuTransformer`, on CPU."""
+    common = dict(vocab_size=VOCAB_SIZE, seq_len=SEQ_LEN, hidden_size=cfg.hidden_size, num_heads=cfg.num_heads,
+                  expansion=cfg.expansion, multiple_of=cfg.multiple_of)
+    if cfg.model == "hrm":
+        hrm = HRM(H_layers=cfg.H_layers, L_layers=cfg.L_layers, H_cycles=cfg.H_cycles, L_cycles=cfg.L_cycles,
+                  grad_mode=cfg.grad_mode, **common)
+        return HRMACT(hrm, cfg.halt_max_steps, cfg.halt_exploration_prob, cfg.act)
+    return SudokuTransformer(n_layers=cfg.n_layers, loops=cfg.loops, **common)
+
+
+def layers_computed(cfg: HRMTrainConfig) -> int:
+    """Block applications per puzzle at evaluation (the x axis of Fig 2 right)."""
+    if cfg.model == "hrm":
+        return cfg.halt_max_steps * cfg.H_cycles * (cfg.L_cycles * cfg.L_layers + cfg.H_layers)
+    return cfg.n_layers * cfg.loops
+
+
+def autocast(cfg: HRMTrainConfig, device: torch.device):
+    if device.type == "cuda" and cfg.amp:
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def make_optimizer(cfg: HRMTrainConfig, model: torch.nn.Module):
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, cfg.beta2), weight_decay=cfg.weight_decay)
+    warm = max(cfg.lr_warmup_steps, 1)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warm))
+    return opt, sched
+
+
+# ----------------------------------------------------------------------------------------------
+# training
+
+
+def train(cfg: HRMTrainConfig, model: torch.nn.Module, data: SudokuData, device: torch.device) -> tuple[dict, dict]:
+    """Train ``model`` (already on ``device``) for ``cfg.train_steps`` optimizer steps.
+
+    Returns (metrics, artifacts). Metrics: ``final_train_loss`` (mean of the last 10% of steps),
+    ``train_seconds``; for HRM also ``train_mean_steps`` and ``train_exact`` (over rows that halted in
+    the last 25% of steps). A non-finite loss stops training and makes ``final_train_loss`` NaN.
+    """
+    model.train()
+    opt, sched = make_optimizer(cfg, model)
+    fwd = torch.compile(model) if (cfg.compile and device.type == "cuda") else model
+    stream = BatchStream(len(data.train_x), cfg.batch_size, cfg.seed, device)
+    losses = np.full(cfg.train_steps, np.nan, dtype=np.float32)
+    tail = cfg.train_steps - max(1, cfg.train_steps // 4)
+    halted_steps = halted_solved = halted_n = 0
+    state = None
+    t0 = time.perf_counter()
+    for step in range(cfg.train_steps):
+        idx = stream.next()
+        x, y = data.train_x[idx], data.train_y[idx]
+        with autocast(cfg, device):
+            if cfg.model == "hrm":
+                if state is None:
+                    state = model.initial_state(x, y)
+                state, out = fwd(state, x, y)
+                loss, solved = act_loss(out, state.labels, cfg.loss_type)
+            else:
+                loss = sequence_loss(fwd(x), y, cfg.loss_type).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        losses[step] = loss.item() if (step % 10 == 0 or step >= cfg.train_steps - 50) else losses[step - 1]
+        if not math.isfinite(losses[step]):
+            break
+        if cfg.model == "hrm" and step >= tail:
+            h = state.halted
+            halted_n += int(h.sum())
+            halted_steps += int(state.steps[h].sum())
+            halted_solved += int(solved[h].sum())
+    metrics = {
+        "final_train_loss": float(np.mean(losses[-max(1, cfg.train_steps // 10):])),
+        "train_seconds": time.perf_counter() - t0,
+    }
+    if cfg.model == "hrm":
+        metrics["train_mean_steps"] = halted_steps / max(halted_n, 1)
+        metrics["train_exact"] = halted_solved / max(halted_n, 1)
+    return metrics, {"train_loss": losses}
+
+
+# ----------------------------------------------------------------------------------------------
+# evaluation
+
+
+@torch.no_grad()
+def hrm_segments(cfg: HRMTrainConfig, hrm: HRM, x: torch.Tensor, y: torch.Tensor, n_segments: int, device: torch.device):
+    """Run ``n_segments`` segments on every puzzle; per segment: solved, cell accuracy, q_halt > q_cont.
+
+    Returns four (n_segments, N) arrays: solved (bool), cell accuracy, blank-cell accuracy, halt (bool).
+    """
+    hrm.eval()
+    N = len(x)
+    solved = np.zeros((n_segments, N), dtype=bool)
+    cells = np.zeros((n_segments, N), dtype=np.float32)
+    blanks = np.zeros((n_segments, N), dtype=np.float32)
+    halt = np.zeros((n_segments, N), dtype=bool)
+    for i in range(0, N, cfg.eval_batch_size):
+        xb, yb = x[i : i + cfg.eval_batch_size].to(device), y[i : i + cfg.eval_batch_size].to(device)
+        carry = hrm.initial_carry(len(xb), xb.shape[1])
+        for s in range(n_segments):
+            with autocast(cfg, device):
+                carry, logits, (qh, qc) = hrm(carry, xb)
+            ok, cell = correctness(logits, yb)
+            solved[s, i : i + len(xb)] = ok.cpu().numpy()
+            cells[s, i : i + len(xb)] = cell.float().cpu().numpy()
+            blanks[s, i : i + len(xb)] = blank_accuracy(logits, yb, xb).cpu().numpy()
+            halt[s, i : i + len(xb)] = (qh > qc).cpu().numpy()
+    return solved, cells, blanks, halt
+
+
+def blank_accuracy(logits: torch.Tensor, labels: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+    """Per-puzzle accuracy over the blank cells only (token 1): (B,) float."""
+    blank = inputs == 1
+    right = blank & (logits.argmax(-1) == labels)
+    return right.sum(-1).float() / blank.sum(-1).clamp_min(1)
+
+
+def act_halting(solved: np.ndarray, halt: np.ndarray, m_max: int) -> tuple[float, float]:
+    """(exact accuracy, mean segments) when halting at the first segment with q_halt > q_continue,
+    or at ``m_max``. Evaluation uses no exploration (M_min = 1)."""
+    h = halt[:m_max].copy()
+    h[m_max - 1] = True
+    stop = h.argmax(0)  # first True per puzzle
+    return float(solved[stop, np.arange(solved.shape[1])].mean()), float((stop + 1).mean())
+
+
+@torch.no_grad()
+def evaluate(cfg: HRMTrainConfig, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device) -> tuple[dict, dict]:
+    """Test metrics (see module docstring) and per-segment curves as artifacts."""
+    model.eval()
+    if cfg.model != "hrm":
+        ok, cell, blank = [], [], []
+        for i in range(0, len(x), cfg.eval_batch_size):
+            xb, yb = x[i : i + cfg.eval_batch_size].to(device), y[i : i + cfg.eval_batch_size].to(device)
+            with autocast(cfg, device):
+                logits = model(xb)
+            a, b = correctness(logits, yb)
+            ok.append(a.cpu()), cell.append(b.float().cpu()), blank.append(blank_accuracy(logits, yb, xb).cpu())
+        return {"exact_accuracy": float(torch.cat(ok).float().mean()), "cell_accuracy": float(torch.cat(cell).mean()),
+                "blank_cell_accuracy": float(torch.cat(blank).mean())}, {}
+    S, M = cfg.eval_segments, cfg.halt_max_steps
+    solved, cells, blanks, halt = hrm_segments(cfg, model.hrm, x, y, S, device)
+    metrics = {"exact_accuracy": float(solved[M - 1].mean()), "cell_accuracy": float(cells[M - 1].mean()),
+               "blank_cell_accuracy": float(blanks[M - 1].mean())}
+    metrics["act_exact"], metrics["act_mean_steps"] = act_halting(solved, halt, M)
+    for m in sorted(set(cfg.eval_M)):
+        metrics[f"exact_at_M{m}"] = float(solved[m - 1].mean())
+        metrics[f"act_exact_Mmax{m}"], metrics[f"act_steps_Mmax{m}"] = act_halting(solved, halt, m)
+    arts = {
+        "exact_by_segment": solved.mean(1).astype(np.float32),
+        "cell_by_segment": cells.mean(1).astype(np.float32),
+        "halt_frac_by_segment": halt.mean(1).astype(np.float32),
+    }
+    return metrics, arts
+
+
+def n_params(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def train_and_evaluate(cfg: HRMTrainConfig, device: torch.device, data: SudokuData | None = None):
+    """Build, train and evaluate the model of ``cfg``. Returns (model, data, metrics, artifacts)."""
+    data = (data or load_data(cfg)).to(device)
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg).to(device)
+    metrics = {"n_params": n_params(model), "layers_computed": layers_computed(cfg), "n_train_rows": len(data.train_x)}
+    m, arts = train(cfg, model, data, device)
+    metrics.update(m)
+    if not math.isfinite(metrics["final_train_loss"]):
+        metrics.update(exact_accuracy=float("nan"), cell_accuracy=float("nan"))
+        return model, data, metrics, arts
+    m, a = evaluate(cfg, model, data.test_x, data.test_y, device)
+    metrics.update(m)
+    arts.update(a)
+    return model, data, metrics, arts
+
+
+def smoke_base(**changes) -> dict:
+    """Tiny sizes shared by every HRM-chapter smoke profile (synthetic data, d=32, a few steps)."""
+    base = dict(data="synthetic", n_train=16, n_aug=1, n_test=16, hidden_size=32, num_heads=2, multiple_of=16,
+                n_layers=2, H_layers=1, L_layers=1, H_cycles=1, L_cycles=2, halt_max_steps=2, train_steps=6,
+                batch_size=16, lr=1e-3, lr_warmup_steps=2, eval_batch_size=16)
+    base.update(changes)
+    return base
+
+
+def run_outcome(cfg: HRMTrainConfig):
+    """Train + evaluate ``cfg`` on the device picked by POTLIB_DEVICE and wrap it in an ``Outcome``.
+
+    Peak memory is measured on CUDA only (the CPU tracker would slow a whole training run down).
+    """
+    import os
+
+    from potlib.experiments import Outcome
+    from potlib.memory import track_peak
+    from potlib.provenance import pick_device
+
+    device = pick_device(os.environ.get("POTLIB_DEVICE", "auto"))
+    data = load_data(cfg)
+    peak = None
+    with (track_peak(device) if device.type == "cuda" else contextlib.nullcontext()) as peak:
+        _, data, metrics, arts = train_and_evaluate(cfg, device, data)
+    return Outcome(
+        metrics=metrics, artifacts=arts, dataset=data.dataset, dataset_sha256=data.sha256,
+        peak_memory_bytes=peak.bytes if peak is not None else None,
+        peak_memory_kind=peak.kind if peak is not None else None,
+    )

@@ -1,0 +1,26 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).resolve().parent
+sys.path.insert(0, str(TESTS))  # toy_experiment importable in-process
+
+
+@pytest.fixture
+def toy_env(monkeypatch, tmp_path):
+    """Register the toy experiment for this process and for child processes."""
+    monkeypatch.setenv("POTLIB_EXTRA_EXPERIMENTS", "toy=toy_experiment")
+    monkeypatch.setenv("PYTHONPATH", str(TESTS) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    monkeypatch.setenv("POTLIB_CACHE", str(tmp_path / "cache"))
+    return tmp_path
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(monkeypatch, tmp_path_factory):
+    """Smoke rows of every test go to a throwaway cache, never to committed data."""
+    monkeypatch.setenv("POTLIB_CACHE", str(tmp_path_factory.getbasetemp() / "potlib-cache"))
+    # Decoded datasets (keyed by their sha256) are worth keeping between sessions: CIFAR takes ~15 s.
+    if not os.environ.get("POTLIB_DATA_CACHE"):
+        monkeypatch.setenv("POTLIB_DATA_CACHE", str(Path.home() / ".cache" / "potlib" / "data"))

@@ -1,0 +1,149 @@
+"""Configs, the result store, sweeps and the CLI: the behaviour every experiment relies on."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+import pytest
+
+from potlib import experiments
+from potlib.cli import main as cli
+from potlib.config import Config, ConfigError, cfg_id
+from potlib.results import CorruptRowError, MissingResultsError, ResultStore
+from potlib.sweep import ensure_rows, run_sweep
+
+
+@dataclass(frozen=True)
+class C(Config):
+    width: int = 4
+    lr: float = 1e-3
+    mode: Literal["a", "b"] = "a"
+    sizes: tuple[int, ...] = (1, 2)
+
+    def check(self):
+        self.require(self.width > 0, "width", "> 0")
+
+
+def test_config_types_are_checked_with_clear_messages():
+    with pytest.raises(ConfigError, match=r"C.width = '4' \(str\) is not allowed: expected int"):
+        C(width="4")
+    with pytest.raises(ConfigError, match=r"mode = 'c'.*one of 'a', 'b'"):
+        C(mode="c")
+    with pytest.raises(ConfigError, match=r"width = 0 is not allowed: > 0"):
+        C(width=0)
+    with pytest.raises(ConfigError, match="expected int"):
+        C(width=True)  # bool is not an int here
+    assert C(lr=1).lr == 1.0 and isinstance(C(lr=1).lr, float)
+    assert C(sizes=[3, 4]).sizes == (3, 4)
+    with pytest.raises(ConfigError, match="has no field"):
+        C.from_dict({"widht": 3})
+
+
+def test_cfg_id_is_stable_and_content_based():
+    a, b = C(), C.from_dict(json.loads(json.dumps(C().to_dict())))
+    assert cfg_id("x", a) == cfg_id("x", b)
+    assert cfg_id("x", a) != cfg_id("y", a)
+    assert cfg_id("x", a) != cfg_id("x", C(width=5))
+    # pinned value: a change here silently orphans every committed row
+    assert cfg_id("x", a) == "b73fe94e31ac"
+
+
+def test_unknown_experiment_and_profile():
+    with pytest.raises(experiments.UnknownExperimentError, match="unknown experiment 'nope'; known experiments: .*gradflow_depth"):
+        experiments.get("nope")
+    with pytest.raises(experiments.UnknownProfileError, match="profile 'huge' is not defined.*allowed: paper, smoke"):
+        experiments.get("gradflow_depth").configs("huge")
+
+
+def test_cli_errors_name_what_is_allowed(capsys):
+    assert cli(["run", "nope"]) == 2
+    assert "known experiments" in capsys.readouterr().err
+    assert cli(["run", "gradflow_softmax", "--profile", "big"]) == 2
+    assert "allowed: paper, smoke" in capsys.readouterr().err
+    assert cli(["run", "gradflow_softmax", "--executor", "cloud", "--quiet"]) == 2
+    assert "allowed: inline, local, slurm" in capsys.readouterr().err
+
+
+def test_sweep_records_ok_diverged_and_failed_and_resumes(toy_env):
+    root = toy_env / "res"
+    report = run_sweep("toy", "smoke", root=root, progress=False)
+    assert report.statuses == {"ok": 3, "diverged": 1, "failed": 1}
+    store = ResultStore(root)
+    rows = {r["config"]["produce"] + str(r["config"]["seed"]): r for r in store.rows("toy")}
+    assert rows["nan0"]["status"] == "diverged" and rows["nan0"]["metrics"]["loss"] == "nan"
+    assert "toy failure" in rows["error0"]["error"]
+    prov = rows["ok1"]["provenance"]
+    for key in ("git_commit", "device", "torch_version", "wall_seconds", "dataset", "seed", "timestamp"):
+        assert key in prov
+    assert store.artifacts("toy", rows["ok1"]["cfg_id"])["curve"].tolist() == [0.0, 1.0, 2.0]
+    # resume: only the failed config runs again
+    again = run_sweep("toy", "smoke", root=root, progress=False)
+    assert (again.skipped, again.ran) == (4, 1)
+    df = store.frame("toy")
+    assert len(df) == 5 and df["cfg_id"].is_unique
+
+
+def test_corrupt_row_is_reported_by_file_name(toy_env):
+    root = toy_env / "res"
+    run_sweep("toy", "smoke", root=root, progress=False)
+    victim = ResultStore(root).row_files("toy")[0]
+    victim.write_text(victim.read_text()[:50])  # truncated
+    with pytest.raises(CorruptRowError, match=victim.name):
+        ResultStore(root).frame("toy")
+    with pytest.raises(CorruptRowError, match=victim.name):
+        run_sweep("toy", "smoke", root=root, progress=False)
+
+
+def test_render_only_run_names_missing_rows_and_command(toy_env):
+    with pytest.raises(MissingResultsError, match=r"8 of 8 'paper' rows of 'toy' are missing.*python -m potlib run toy --profile paper"):
+        ensure_rows("toy", "paper", root=toy_env / "empty")
+    with pytest.raises(TypeError, match="recompute = 'yes'"):
+        ensure_rows("toy", "smoke", recompute="yes")
+
+
+def test_killed_sweep_resumes_without_lost_or_duplicated_rows(toy_env):
+    root = toy_env / "res"
+    cmd = [sys.executable, "-m", "potlib", "run", "toy", "--profile", "paper", "--results-dir", str(root), "--quiet"]
+    proc = subprocess.Popen(cmd, env=os.environ.copy(), start_new_session=True)
+    folder = root / "toy"
+    deadline = time.time() + 60
+    while time.time() < deadline and len(list(folder.glob("*.json"))) < 2:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    partial = len(list(folder.glob("*.json")))
+    assert 2 <= partial < 8
+    subprocess.run(cmd, env=os.environ.copy(), check=True)
+    store = ResultStore(root)
+    ids = [r["cfg_id"] for r in store.rows("toy")]
+    assert len(ids) == 8 and len(set(ids)) == 8
+    assert not [p for p in folder.iterdir() if p.name.startswith(".")], "temporary files left behind"
+
+
+def test_local_executor_matches_inline(toy_env):
+    a = run_sweep("toy", "smoke", root=toy_env / "inline", progress=False)
+    b = run_sweep("toy", "smoke", executor="local", workers=2, root=toy_env / "local", progress=False)
+    assert a.statuses == b.statuses
+    la = ResultStore(toy_env / "inline").frame("toy").set_index("cfg_id")["loss"].sort_index()
+    lb = ResultStore(toy_env / "local").frame("toy").set_index("cfg_id")["loss"].sort_index()
+    assert la.equals(lb)
+
+
+def test_slurm_executor_through_submitit(toy_env):
+    # submitit's "debug" cluster runs the job array in-process: same code path up to the scheduler.
+    report = run_sweep("toy", "smoke", executor="slurm", root=toy_env / "slurm", progress=False,
+                       slurm={"cluster": "debug", "folder": str(toy_env / "submitit")})
+    assert report.statuses == {"ok": 3, "diverged": 1, "failed": 1}
+
+
+def test_status_command(toy_env, capsys):
+    run_sweep("toy", "smoke", root=toy_env / "res", progress=False)
+    assert cli(["status", "--profile", "smoke", "--results-dir", str(toy_env / "res")]) == 0
+    out = capsys.readouterr().out
+    line = next(l for l in out.splitlines() if l.strip().startswith("toy"))
+    assert "smoke" in line and " 5 " in f" {line} "

@@ -1,0 +1,34 @@
+"""Every notebook runs end to end with the smoke profile through papermill (as a user would rerun it)."""
+
+from pathlib import Path
+
+import papermill as pm
+import pytest
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_smoke(notebook, tmp_path):
+    pm.execute_notebook(str(notebook), str(tmp_path / notebook.name), parameters={"profile": "smoke"},
+                        kernel_name="python3", cwd=str(tmp_path), progress_bar=False)
+
+
+def test_bad_parameter_is_a_clear_error(tmp_path):
+    nb = NOTEBOOKS[0]
+    with pytest.raises(pm.PapermillExecutionError, match=r"profile = 'large' is not allowed; allowed: 'smoke', 'paper'"):
+        pm.execute_notebook(str(nb), str(tmp_path / nb.name), parameters={"profile": "large"},
+                            kernel_name="python3", cwd=str(tmp_path), progress_bar=False)
+    with pytest.raises(pm.PapermillExecutionError, match=r"recompute = 'no' is not allowed"):
+        pm.execute_notebook(str(nb), str(tmp_path / nb.name), parameters={"profile": "smoke", "recompute": "no"},
+                            kernel_name="python3", cwd=str(tmp_path), progress_bar=False)
+
+
+def test_every_notebook_has_typed_parameters_cell():
+    import nbformat
+
+    for path in NOTEBOOKS:
+        nb = nbformat.read(path, as_version=4)
+        cell = next(c for c in nb.cells if c.cell_type == "code")
+        assert "parameters" in cell.metadata.get("tags", []), path.name
+        assert 'profile: str = "paper"' in cell.source and "recompute: bool = False" in cell.source, path.name
