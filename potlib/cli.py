@@ -34,6 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     # -- how to run it --
     r.add_argument("--executor", default="inline", help="inline (this process), local (process pool) or slurm (submitit job array)")
     r.add_argument("--workers", type=int, default=None, help="local executor: processes per GPU (or in all, on CPU)")
+    r.add_argument("--shard", default="0/1", help="K/N: run only every N-th config starting at K (split a grid across processes)")
     # -- slurm options --
     r.add_argument("--slurm-partition", default=None, help="slurm partition")
     r.add_argument("--slurm-gpus", type=int, default=1, help="GPUs per array task")
@@ -68,9 +69,14 @@ def _cmd_run(a: argparse.Namespace) -> int:
         "array_parallelism": a.slurm_array_parallelism,
         "cluster": a.slurm_cluster,
     }
+    try:
+        shard = tuple(int(v) for v in a.shard.split("/"))
+        assert len(shard) == 2
+    except (ValueError, AssertionError):
+        raise ValueError(f"--shard {a.shard!r} is not allowed: expected K/N, e.g. 0/2") from None
     report = run_sweep(
         a.experiment, a.profile, executor=a.executor, root=a.results_dir, force=a.force,
-        workers=a.workers, progress=not a.quiet, slurm=slurm,
+        workers=a.workers, progress=not a.quiet, slurm=slurm, shard=shard,
     )
     print(report)
     return 1 if report.failed else 0

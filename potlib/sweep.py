@@ -153,13 +153,25 @@ def run_sweep(
     workers: int | None = None,
     progress: bool = True,
     slurm: dict[str, Any] | None = None,
+    shard: tuple[int, int] = (0, 1),
 ) -> SweepReport:
-    """Run every config of ``profile`` that has no done row under ``root``."""
+    """Run every config of ``profile`` that has no done row under ``root``.
+
+    ``shard=(k, n)`` keeps the configs whose position in the grid is k modulo n, so n independent
+    processes (or machines sharing the result folder) split a grid without coordination.
+    """
     experiments.check_profile(profile)
     if executor not in EXECUTORS:
         raise ValueError(f"executor {executor!r} is not allowed; allowed: {', '.join(EXECUTORS)}")
+    k, n_shards = shard
+    if not (isinstance(k, int) and isinstance(n_shards, int) and n_shards >= 1 and 0 <= k < n_shards):
+        raise ValueError(f"shard = {k}/{n_shards} is not allowed: expected K/N with 0 <= K < N")
     root = Path(root or default_root(profile))
     configs, todo = missing_configs(name, profile, root, force)
+    if n_shards > 1:
+        mine = {cfg_id(name, c) for i, c in enumerate(configs) if i % n_shards == k}
+        configs = [c for c in configs if cfg_id(name, c) in mine]
+        todo = [c for c in todo if cfg_id(name, c) in mine]
     statuses: dict[str, int] = {}
     bar = tqdm(total=len(todo), desc=f"{name}[{profile}]", disable=not progress or not todo, unit="run")
 

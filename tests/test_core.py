@@ -147,3 +147,14 @@ def test_status_command(toy_env, capsys):
     out = capsys.readouterr().out
     line = next(l for l in out.splitlines() if l.strip().startswith("toy"))
     assert "smoke" in line and " 5 " in f" {line} "
+
+
+def test_shards_partition_the_grid(toy_env):
+    root = toy_env / "res"
+    a = run_sweep("toy", "smoke", root=root, progress=False, shard=(0, 2))
+    b = run_sweep("toy", "smoke", root=root, progress=False, shard=(1, 2))
+    assert a.expected + b.expected == 5 and a.ran + b.ran == 5
+    assert len(ResultStore(root).rows("toy")) == 5
+    with pytest.raises(ValueError, match="shard = 2/2 is not allowed"):
+        run_sweep("toy", "smoke", root=root, progress=False, shard=(2, 2))
+    assert cli(["run", "toy", "--shard", "1of2"]) == 2
