@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.potlib-installed
 
-.PHONY: book test env clean lock
+.PHONY: book test env clean lock notebooks
 
 env: $(STAMP)
 
@@ -23,6 +23,10 @@ book: $(STAMP)
 
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 MPLBACKEND=Agg $(BIN)/python -m pytest
+
+# Re-execute the committed notebooks in place after new rows land (nbval checks their stored outputs).
+notebooks: $(STAMP)
+	HF_HUB_OFFLINE=1 MPLBACKEND=Agg $(BIN)/python scripts/refresh_notebooks.py
 
 # Regenerate the lock after changing pyproject dependencies (needs network to PyPI).
 lock:

@@ -418,7 +418,7 @@ def run_outcome(cfg: HRMTrainConfig):
 
     device = pick_device(os.environ.get("POTLIB_DEVICE", "auto"))
     data = load_data(cfg)
-    peak = None
+    # Peak memory of a training run is read on CUDA only; the CPU-tracked comparison is hrm_memory.
     with (track_peak(device) if device.type == "cuda" else contextlib.nullcontext()) as peak:
         _, data, metrics, arts = train_and_evaluate(cfg, device, data)
     return Outcome(

@@ -3,6 +3,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 TESTS = Path(__file__).resolve().parent
 sys.path.insert(0, str(TESTS))  # toy_experiment importable in-process
@@ -24,3 +25,12 @@ def _isolated_cache(monkeypatch, tmp_path_factory):
     # Decoded datasets (keyed by their sha256) are worth keeping between sessions: CIFAR takes ~15 s.
     if not os.environ.get("POTLIB_DATA_CACHE"):
         monkeypatch.setenv("POTLIB_DATA_CACHE", str(Path.home() / ".cache" / "potlib" / "data"))
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """The test models are tiny: one intra-op thread is faster than two, and far faster on a busy CPU."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from potlib.config import ConfigError
 from potlib.credit.metrics import credit_metrics, gamma_per_layer, pearson
 from potlib.credit.rules import (
-    METHODS, S_TYPES, CreditBridge, CreditRule, Pass, local_surrogate, make_rule, normalise_credit,
+    METHODS, S_TYPES, CreditBridge, CreditRule, local_surrogate, make_rule, normalise_credit,
     terminal_pass,
 )
 from potlib.credit.teacher import make_ladder, phi
@@ -21,15 +21,6 @@ from potlib.credit.train import CreditConfig, train
 from potlib.models.resmlp import ResMLP, true_state_grads
 
 D, L, C, B = 16, 3, 5, 32
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread avoids OpenMP barrier stalls on a busy 2-core machine."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def _setup(seed=0, n=B):

@@ -26,14 +26,6 @@ from potlib.models.hrm_blocks import HRMBlock, RotaryEmbedding, TokenEmbedding, 
 
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These models are tiny: one intra-op thread is faster than two, and much faster on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def tiny_hrm(**kw) -> HRM:
     torch.manual_seed(0)

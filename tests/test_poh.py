@@ -25,14 +25,6 @@ needs_ud = pytest.mark.skipif(not HAS_UD, reason=f"UD EWT archive not found in {
 D, H, FF = 32, 8, 64
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small tensors: one thread is faster here and immune to a busy shared CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def _block(mode: str, T: int, seed: int = 0, **kw) -> PoHBlock:
     torch.manual_seed(seed)

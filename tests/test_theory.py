@@ -16,14 +16,6 @@ from potlib.experiments.gradient_modes_theory import (
 from potlib.models.poh import PoHBlock
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one thread is faster and immune to a busy CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 SMALL = TheoryConfig(d=16, d_s=4, batch=32, power_iters=30)
 

@@ -20,6 +20,7 @@ PROFILES = ("smoke", "paper")
 
 # name -> module path. Order is the book's order.
 REGISTRY: dict[str, str] = {
+    "ud_protocol_overlap": "potlib.experiments.ud_protocol_overlap",
     "poh_gradient_modes": "potlib.experiments.poh_gradient_modes",
     "gradient_modes_theory": "potlib.experiments.gradient_modes_theory",
     "hrm_depth_width": "potlib.experiments.hrm_depth_width",

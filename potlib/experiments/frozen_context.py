@@ -19,6 +19,7 @@ machine that produced the committed rows was shared).
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -96,6 +97,11 @@ def run(cfg: FrozenContextConfig) -> Outcome:
     with track_peak(device, (model,)) as peak:
         step()
 
+    def ratio(*suffixes: str) -> float:
+        """|g_mode| / |g_full| over every tensor whose name ends in one of ``suffixes`` (all layers)."""
+        sel = [n for n in names if n.endswith(suffixes)]
+        return math.sqrt(sum(float(grads[n].pow(2).sum()) for n in sel) / sum(float(reference[n].pow(2).sum()) for n in sel))
+
     flat_ref = torch.cat([reference[n].flatten() for n in names])
     flat = torch.cat([grads[n].flatten() for n in names])
     metrics = {
@@ -104,6 +110,11 @@ def run(cfg: FrozenContextConfig) -> Outcome:
         "step_ms": 1000 * float(np.median(times)),
         "grad_rel_err_total": float((flat - flat_ref).norm() / flat_ref.norm()),
         "grad_cosine_total": float(torch.nn.functional.cosine_similarity(flat, flat_ref, dim=0)),
+        # which projections keep their gradient: seed 002 says learning moves through W_q
+        "grad_ratio_wq": ratio("attn.q.weight"),
+        "grad_ratio_wk": ratio("attn.k.weight"),
+        "grad_ratio_wv": ratio("attn.v.weight"),
+        "grad_ratio_wo": ratio("attn.o.weight"),
         "params_with_grad": int(sum(float(grads[n].abs().sum()) > 0 for n in names)),
         "params_total": len(names),
         "tok_rows_with_grad": int(tok_rows.sum()),

@@ -13,9 +13,10 @@ with Q-head halting, ``train_mean_steps`` (segments used per puzzle in the last 
 training, the ACT "compute steps"), and ``exact_at_M{m}``/``act_exact_Mmax{m}`` for Fig 5 (c).
 
 **Budget gap**: the paper trains HRM (d=512, 27M parameters) on Sudoku-Extreme for GPU-days; we
-train d=256 HRMs on 1,000 hard puzzles x 100 augmentations for 3,000 segments of batch 256.
+train d=256 HRMs on 1,000 hard puzzles x 100 augmentations for 5,000 segments of batch 256.
 
-Runtime: smoke ~5 s on a 2-core CPU; paper 6 runs, ~12 min on one H100 (estimate).
+Runtime: smoke 2 runs, <1 s on a 2-core CPU with one thread (measured); paper 6 runs, ~10 min on one
+H100 (estimate from FLOPs, not measured).
 
     python -m potlib run hrm_act --profile smoke
     python -m potlib run hrm_act --profile paper
@@ -33,7 +34,7 @@ from potlib.hrm_train import HRMTrainConfig, run_outcome, smoke_base
 @dataclass(frozen=True)
 class ACTConfig(HRMTrainConfig):
     eval_M: tuple[int, ...] = (2, 4, 8, 16)  # inference M_max values (Fig 5c)
-    train_steps: int = 3000
+    train_steps: int = 5000
     lr: float = 3e-4  # short budget: a larger lr than HRM's 7e-5 (our choice)
 
     def check(self) -> None:

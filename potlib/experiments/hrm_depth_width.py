@@ -14,7 +14,8 @@ d=512 and 8..256 layers; we train on 1,000 hard puzzles x 100 symmetry augmentat
 steps of batch 256 per point. Absolute accuracies are not comparable; the book compares the *shape*
 (depth helps, width does not) and reports cell accuracy too, since exact accuracy may sit near 0.
 
-Runtime: smoke ~2 s on a 2-core CPU; paper 7 runs, ~10 min on one H100 (estimate).
+Runtime: smoke 3 runs, <1 s on a 2-core CPU with one thread (measured; a few seconds on a busy
+machine); paper 7 runs, ~10 min on one H100 (estimate from FLOPs, not measured).
 
     python -m potlib run hrm_depth_width --profile smoke
     python -m potlib run hrm_depth_width --profile paper

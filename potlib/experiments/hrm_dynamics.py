@@ -24,7 +24,8 @@ Artifacts hold every array (residual curves, PCA coordinates, PR curves); metric
 **Budget gap**: the paper's models are trained on 3.8M puzzles (d=512) for GPU-days; ours on 1,000 hard
 puzzles x 100 augmentations for 3,000 steps at d=256, so the trained-vs-untrained contrast is weaker.
 
-Runtime: smoke ~4 s on a 2-core CPU; paper 3 runs, ~10 min on one H100 (estimate).
+Runtime: smoke 3 runs, <1 s on a 2-core CPU with one thread (measured); paper 3 runs, ~6-10 min on one
+H100 (estimate from FLOPs, not measured).
 
     python -m potlib run hrm_dynamics --profile smoke
     python -m potlib run hrm_dynamics --profile paper

@@ -19,7 +19,8 @@ Every model gets the same number of optimizer steps (for HRM one step = one segm
 **Budget gap**: the paper trains on 3.8M Sudoku-Extreme puzzles at d=512 for GPU-days; we use
 1,000 hard puzzles x 100 augmentations and 3,000 steps of batch 256 per model. Compare shapes.
 
-Runtime: smoke ~4 s on a 2-core CPU; paper 11 runs, ~15 min on one H100 (estimate).
+Runtime: smoke 3 runs, <1 s on a 2-core CPU with one thread (measured); paper 11 runs, ~12-15 min on
+one H100 (estimate from FLOPs, not measured).
 
     python -m potlib run hrm_layers_computed --profile smoke
     python -m potlib run hrm_layers_computed --profile paper

@@ -17,7 +17,8 @@ Paper rows must come from the GPU (``uses_gpu``); the CPU tracker gives the same
 Budget: the paper's model (d=512, 4+4 layers) at batch 64, the sizes of HRM's Sudoku model except the
 batch (HRM: 384 over 8 GPUs).
 
-Runtime: smoke ~3 s on a 2-core CPU; paper 12 runs, ~2 min on one H100 (estimate).
+Runtime: smoke 4 runs, ~1 s on a 2-core CPU with one thread (measured); paper 12 runs, ~2 min on one
+H100 (estimate; the largest BPTT point, 4 x 8 steps at batch 64, needs ~30 GB).
 
     python -m potlib run hrm_memory --profile smoke
     python -m potlib run hrm_memory --profile paper
@@ -32,7 +33,6 @@ from typing import Literal
 
 import torch
 
-from potlib.config import grid
 from potlib.experiments import Experiment, Outcome
 from potlib.hrm_train import HRMTrainConfig, autocast, build_model, make_optimizer, synthetic_split
 from potlib.memory import track_peak
