@@ -34,30 +34,52 @@ def gradient_flow(depth: pd.DataFrame, softmax: pd.DataFrame, clipping: pd.DataF
     kw = dict(n_layers=L, output_scaling=False)
 
     # -- residual path ------------------------------------------------------------------------
-    pre = _mean(depth, "act_grad_input_init", norm="pre_norm", **kw)
-    nores = _mean(depth, "act_grad_input_init", norm="no_residual", **kw)
-    acc_pre = _mean(depth, "accuracy_trained", norm="pre_norm", **kw)
-    acc_nores = _mean(depth, "accuracy_trained", norm="no_residual", **kw)
-    ok = nores < 0.1 * pre and acc_nores < acc_pre - 0.2
+    L_nr = int(depth[depth["norm"] == "no_residual"]["n_layers"].max())
+    kw_nr = dict(n_layers=L_nr, output_scaling=False)
+    pre0 = _mean(depth, "act_grad_input_init", norm="pre_norm", **kw_nr)
+    nores0 = _mean(depth, "act_grad_input_init", norm="no_residual", **kw_nr)
+    s_pre_t = _mean(depth, "param_slope_trained", norm="pre_norm", **kw_nr)
+    s_nr_t = _mean(depth, "param_slope_trained", norm="no_residual", **kw_nr)
+    acc_pre = _mean(depth, "accuracy_trained", norm="pre_norm", **kw_nr)
+    acc_nores = _mean(depth, "accuracy_trained", norm="no_residual", **kw_nr)
+    at_init = nores0 < 0.1 * pre0
+    trained = s_nr_t < s_pre_t - 2 and acc_nores < acc_pre - 0.2
     out.append(Claim(
         CH_FLOW, "Residual connections keep gradients flowing to early layers", f"{SEED004}, Residual Connection Gradients",
         "without the identity path, gradients to early layers vanish",
-        f"‖dL/dh_0‖ at init, depth {L}: {nores:.2e} without residual vs {pre:.2e} pre-norm; "
-        f"accuracy after training {acc_nores:.2f} vs {acc_pre:.2f}",
-        "reproduced" if ok else "differs",
-        "rule: no-residual input gradient < 0.1x pre-norm's and accuracy lower by > 0.2",
+        f"depth {L_nr}: at init ‖dL/dh_0‖ is {nores0:.2f} without residual vs {pre0:.2f} pre-norm (LayerNorm keeps it); "
+        f"after training the first block gets 10^{s_nr_t:+.1f} of the last block's gradient vs 10^{s_pre_t:+.1f}, "
+        f"and accuracy is {acc_nores:.2f} vs {acc_pre:.2f}",
+        "reproduced" if at_init and trained else "trend reproduced" if trained else "differs",
+        "rule: reproduced if the no-residual stack's gradient vanishes (< 0.1x) at init and after training (first/last "
+        "ratio 100x below pre-norm's, accuracy lower by 0.2); trend reproduced if only after training",
     ))
 
     # -- pre-norm vs post-norm ------------------------------------------------------------------
     s_pre = _mean(depth, "param_slope_init", norm="pre_norm", **kw)
     s_post = _mean(depth, "param_slope_init", norm="post_norm", **kw)
-    verdict = "reproduced" if s_post < s_pre else "differs"
+    t_pre = _mean(depth, "param_slope_trained", norm="pre_norm", **kw)
+    t_post = _mean(depth, "param_slope_trained", norm="post_norm", **kw)
+    n_ok = (s_post < s_pre) + (t_post < t_pre)
     out.append(Claim(
         CH_FLOW, "Pre-norm preserves gradients to early layers better than post-norm", f"{SEED004}, Pre-Norm vs Post-Norm",
         "gradients to early layers are better preserved with pre-norm",
-        f"log10(first/last block gradient) at init, depth {L}: pre-norm {s_pre:+.2f}, post-norm {s_post:+.2f}",
-        verdict,
-        "rule: post-norm's first-to-last ratio is smaller than pre-norm's (its early layers get relatively less)",
+        f"log10(first/last block gradient), depth {L}: at init pre-norm {s_pre:+.2f}, post-norm {s_post:+.2f}; "
+        f"after training {t_pre:+.2f} vs {t_post:+.2f}",
+        "reproduced" if n_ok == 2 else "trend reproduced" if n_ok == 1 else "differs",
+        "rule: post-norm's first/last ratio below pre-norm's at init and after training (trend: one of the two)",
+    ))
+    loss_pre = _mean(depth, "loss_trained", norm="pre_norm", **kw)
+    loss_post = _mean(depth, "loss_trained", norm="post_norm", **kw)
+    div_post = int((depth[(depth["norm"] == "post_norm")]["status"] == "diverged").sum())
+    out.append(Claim(
+        CH_FLOW, "Pre-norm trains more stably than post-norm, especially deep", f"{SEED004}, Pre-Norm vs Post-Norm",
+        "training is more stable, especially for deep models",
+        f"depth {L}, lr 1e-3, no warmup, 200 steps: held-out loss {loss_pre:.3f} pre-norm vs {loss_post:.3f} post-norm; "
+        f"{div_post} diverged post-norm runs",
+        "reproduced" if (loss_post > 2 * loss_pre or div_post > 0) else "differs",
+        "rule: post-norm ends with twice pre-norm's loss, or diverges. At this size both train; the post-norm "
+        "instability reported by Xiong et al. (2020) needs larger models or learning rates than this grid",
     ))
 
     # -- GPT-2 output scaling -----------------------------------------------------------------
@@ -116,25 +138,28 @@ def gradient_flow(depth: pd.DataFrame, softmax: pd.DataFrame, clipping: pd.DataF
         "reproduced" if cos_g > 1 - 1e-4 else "differs",
         "rule: min cosine > 0.9999",
     ))
-    frac = _mean(clipping, "clipped_fraction", clip="global_norm", threshold=1.0)
+    lrs = sorted(clipping["lr"].unique())
+    fracs = {lr: _mean(clipping, "clipped_fraction", clip="global_norm", threshold=1.0, lr=lr) for lr in lrs}
     out.append(Claim(
         CH_FLOW, "Clipping at max_norm=1.0 only kicks in when gradients are abnormally large", f"{SEED004}, Gradient Clipping",
         "only kicks in when gradients are abnormally large",
-        f"fraction of steps clipped at max_norm=1.0: {frac:.0%} (post-norm stack, both learning rates)",
-        "reproduced" if frac < 0.2 else "differs",
-        "rule: clipping acts on < 20% of steps",
+        "steps clipped at max_norm=1.0: " + ", ".join(f"{f:.0%} at lr {lr:g}" for lr, f in fracs.items())
+        + " (post-norm stack; the clipped steps are ordinary gradients of the fast-learning phase, Figure 4)",
+        "reproduced" if max(fracs.values()) < 0.2 else "differs",
+        "rule: clipping acts on < 20% of steps at every learning rate",
     ))
+    worst = float(clipping[clipping["clip"] == "none"]["raw_grad_norm_max"].max())
     loss_none = _mean(clipping, "final_loss", clip="none", lr=hi)
     loss_glob = _mean(clipping, "final_loss", clip="global_norm", threshold=1.0, lr=hi)
-    sp_none = _mean(clipping, "loss_spikes", clip="none", lr=hi)
-    sp_glob = _mean(clipping, "loss_spikes", clip="global_norm", threshold=1.0, lr=hi)
-    better = loss_glob < loss_none and sp_glob <= sp_none
+    exploded = worst > 10
     out.append(Claim(
         CH_FLOW, "Clipping is a practical fix for exploding gradients", f"{SEED004}, Gradient Clipping",
         "loss explodes -> add gradient clipping",
-        f"lr={hi:g}: final loss {loss_none:.3f} unclipped vs {loss_glob:.3f} clipped at 1.0; loss spikes {sp_none:.1f} vs {sp_glob:.1f}",
-        "reproduced" if better else "differs",
-        "rule: clipped run ends lower with no more loss spikes",
+        f"largest unclipped gradient norm in any run: {worst:.1f}; at lr={hi:g} every setting stalls at loss "
+        f"{loss_none:.2f} (unclipped) / {loss_glob:.2f} (clipped at 1.0) without any explosion",
+        ("reproduced" if loss_glob < loss_none else "differs") if exploded else "not reproducible here",
+        "rule: needs an exploding run (gradient norm > 10); none occurred, and the high-lr failure is a collapse "
+        "with small gradients, which clipping cannot fix",
     ))
     return out
 

@@ -87,8 +87,13 @@ def measure(model: Stack, cfg: GradflowDepthConfig, device: torch.device) -> dic
 
 
 def _slope(v: np.ndarray) -> float:
-    """log10(first / last) of a profile: > 0 means the first layers get more gradient."""
-    return float(np.log10(v[0] / v[-1])) if v[-1] > 0 and v[0] > 0 else float("nan")
+    """log10(first / last) of a profile: > 0 means the first layers get more gradient.
+
+    A gradient that underflows to exactly zero is floored at float32's smallest normal number, so a
+    vanished gradient is recorded as a very negative slope rather than as a non-finite (diverged) run.
+    """
+    tiny = float(np.finfo(np.float32).tiny)
+    return float(np.log10(max(v[0], tiny) / max(v[-1], tiny)))
 
 
 def run(cfg: GradflowDepthConfig) -> Outcome:
