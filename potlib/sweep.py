@@ -246,6 +246,11 @@ def ensure_rows(name: str, profile: str, recompute: bool = False, root: Path | s
         run_sweep(name, profile, root=root, progress=False)
     configs, todo = missing_configs(name, profile, root)
     if todo:
+        store = ResultStore(root)
+        failed = [r for r in store.rows(name) if r["status"] == "failed" and r["cfg_id"] in {cfg_id(name, c) for c in todo}]
+        if failed:
+            first = (failed[0].get("error") or "").splitlines()[0]
+            raise RuntimeError(f"{len(failed)} {profile!r} runs of {name!r} failed; the first: {first}")
         ids = [cfg_id(name, c) for c in todo]
         shown = ", ".join(ids[:8]) + (f" and {len(ids) - 8} more" if len(ids) > 8 else "")
         where = "on a CUDA GPU " if exp.uses_gpu else ""

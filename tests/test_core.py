@@ -102,6 +102,8 @@ def test_corrupt_row_is_reported_by_file_name(toy_env):
 def test_render_only_run_names_missing_rows_and_command(toy_env):
     with pytest.raises(MissingResultsError, match=r"8 of 8 'paper' rows of 'toy' are missing.*python -m potlib run toy --profile paper"):
         ensure_rows("toy", "paper", root=toy_env / "empty")
+    with pytest.raises(RuntimeError, match="1 'smoke' runs of 'toy' failed; the first: RuntimeError: toy failure"):
+        ensure_rows("toy", "smoke", root=toy_env / "smoke")
     with pytest.raises(TypeError, match="recompute = 'yes'"):
         ensure_rows("toy", "smoke", recompute="yes")
 

@@ -9,7 +9,7 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.i
 
 
 # Notebooks whose smoke profile reads a dataset, and the archive it needs under POTLIB_DATA.
-NEEDS_DATA = {"parser_data": "ud_english_ewt_v2.16.tar.gz"}
+NEEDS_DATA = {"parser_data": "ud_english_ewt_v2.16.tar.gz", "scorecard": "ud_english_ewt_v2.16.tar.gz"}
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])

@@ -1,0 +1,432 @@
+"""Train R credit-assignment runs at once: stacked parameters with a leading replica axis.
+
+A paper run of the ladder (d = 128, batch 128) is a few small matmuls per step, so one run leaves a
+GPU idle between kernel launches. :class:`ReplicaTrainer` trains R configs that share every shape
+and optimiser setting as one network whose parameters are stacked, ``(R, out, in)``, with batched
+matmuls (``torch.baddbmm``) over the replica axis: one launch per layer instead of R.
+
+Equivalence with :func:`potlib.credit.train.train` run alone (tested in ``tests/test_replicas.py``):
+
+- initialisation: replica r is built by :func:`potlib.credit.train.build` right after
+  ``set_seed(cfg.seed)``, exactly as ``potlib.sweep.run_one`` + ``train`` build it, then stacked;
+- data order: one ``torch.Generator(device).manual_seed(cfg.seed)`` per replica draws the same
+  per-epoch permutation that ``train`` draws; the metric generator (seed + 1) likewise;
+- optimiser: AdamW and its weight decay are elementwise, so one AdamW over stacked tensors is R
+  independent AdamWs when ``lr``, ``weight_decay`` and the schedule agree (they are part of the group
+  key). The credit loop never clips gradients, so there is no norm to keep per replica;
+- losses: the objective is the *sum* over replicas of each replica's loss, so every replica's
+  gradient is its own (replicas share no parameters); the credit RMS is taken per (replica, layer).
+
+Rules: BP and DFA, mixed freely within a group (each replica gets its own rule's credit, selected
+by a mask; a mixed group computes both credits for every replica, cheap next to launch overhead).
+SB and CB are not supported yet (their auxiliary nets and CB's global-RNG noise would need stacking
+too): :func:`check_group` says so.
+
+Per-epoch curves are computed batched; the final Γ/ρ metrics unstack each replica into a plain
+:class:`ResMLP` and call :func:`potlib.credit.metrics.credit_metrics`, the same code as ``train``.
+Results agree with one-at-a-time training to float rounding (batched matmuls sum in another order).
+
+``cuda_graph=True`` (off by default; CUDA only) captures one training step in a CUDA graph after
+three eager warm-up steps and replays it, removing the per-kernel launch cost; AdamW then runs with
+``capturable=True`` and a tensor learning rate. The eager and graphed paths compute the same step.
+
+    python -m potlib bench --workload ladder_L4 --replicas 16   # timings, see potlib.bench
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from potlib.credit.metrics import credit_metrics, gamma_per_layer
+from potlib.credit.rules import DFA, normalise_credit
+from potlib.credit.train import CreditConfig, TrainResult, build
+from potlib.models.resmlp import ResMLP
+
+SUPPORTED_METHODS = ("BP", "DFA")
+# fields that may differ inside one replica group; every other CreditConfig field must agree
+VARYING = ("seed", "method")
+
+
+def group_key(cfg: CreditConfig, vary: tuple[str, ...] = VARYING) -> tuple:
+    """Configs with equal keys can be trained as one replica group (shapes, optimiser, metrics)."""
+    return tuple(sorted((k, repr(v)) for k, v in cfg.to_dict().items() if k not in vary))
+
+
+def check_group(configs: list[CreditConfig], vary: tuple[str, ...] = VARYING) -> None:
+    """Raise ValueError naming the field when ``configs`` cannot share one replica group."""
+    if not configs:
+        raise ValueError("configs = [] is not allowed: at least one config")
+    for c in configs:
+        if c.method not in SUPPORTED_METHODS:
+            raise ValueError(f"method = {c.method!r} is not supported by replica training: one of {SUPPORTED_METHODS}")
+    ref = configs[0].to_dict()
+    for c in configs[1:]:
+        for k, v in c.to_dict().items():
+            if k not in vary and ref.get(k) != v:
+                raise ValueError(f"replica group: field {k!r} differs ({ref.get(k)!r} vs {v!r}); "
+                                 f"only {vary} may differ inside a group")
+
+
+class StackedResMLP(nn.Module):
+    """R :class:`ResMLP` networks with stacked parameters; every activation is (R, N, ·).
+
+    Parameter ``name`` of replica r is ``self.stacked[name][r]``; the functions mirror ResMLP's
+    (``embed``, ``states``, ``logits``, ``local_forward``).
+    """
+
+    def __init__(self, models: list[ResMLP]):
+        super().__init__()
+        m0 = models[0]
+        self.R, self.d, self.n_layers, self.n_classes = len(models), m0.d, m0.n_layers, m0.n_classes
+        self.d_in, self.d_ff = m0.embed.in_features, m0.blocks[0].fc1.out_features if m0.n_layers else m0.d
+        self.names = [k for k, _ in m0.named_parameters()]
+        per = [dict(m.named_parameters()) for m in models]
+        # nn.ParameterDict keys may not contain dots
+        self.stacked = nn.ParameterDict({
+            k.replace(".", "__"): nn.Parameter(torch.stack([p[k].detach() for p in per]).clone()) for k in self.names
+        })
+
+    def p(self, name: str) -> Tensor:
+        return self.stacked[name.replace(".", "__")]
+
+    def _lin(self, x: Tensor, prefix: str) -> Tensor:
+        """Batched Linear: x (R, N, in) or shared (N, in) -> (R, N, out)."""
+        w, b = self.p(prefix + ".weight"), self.p(prefix + ".bias")  # (R, out, in), (R, out)
+        if x.dim() == 2:  # same inputs for every replica: one (N, in) @ (in, R*out) matmul
+            return torch.einsum("ni,roi->rno", x, w) + b.unsqueeze(1)
+        return torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
+
+    def _ln(self, h: Tensor, prefix: str) -> Tensor:  # (R, N, d), affine per replica
+        out = F.layer_norm(h, (h.shape[-1],), eps=1e-5)
+        return out * self.p(prefix + ".weight").unsqueeze(1) + self.p(prefix + ".bias").unsqueeze(1)
+
+    def embed(self, x: Tensor) -> Tensor:
+        return self._lin(x, "embed")
+
+    def block(self, l: int, h: Tensor) -> Tensor:  # F_{l+1}: (R, N, d) -> (R, N, d)
+        pre = f"blocks.{l}"
+        return self._lin(F.gelu(self._lin(self._ln(h, pre + ".norm"), pre + ".fc1")), pre + ".fc2")
+
+    def logits(self, h_last: Tensor) -> Tensor:  # (R, N, d) -> (R, N, C)
+        return self._lin(self._ln(h_last, "norm_f"), "head")
+
+    def states(self, x: Tensor) -> list[Tensor]:
+        h = self.embed(x)
+        hs = [h]
+        for l in range(self.n_layers):
+            h = h + self.block(l, h)
+            hs.append(h)
+        return hs
+
+    def local_forward(self, x: Tensor) -> tuple[list[Tensor], list[Tensor]]:
+        """As :meth:`ResMLP.local_forward`: block l sees h_{l-1} detached."""
+        h0 = self.embed(x)
+        hs, fs = [h0], []
+        h = h0.detach()
+        for l in range(self.n_layers):
+            f = self.block(l, h)
+            fs.append(f)
+            h = h + f.detach()
+            hs.append(h)
+        return hs, fs
+
+    def true_state_grads(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        """``(∂CE/∂h_l stacked (R, L+1, N, d), logits (R, N, C))``, as ``resmlp.true_state_grads``."""
+        with torch.enable_grad():
+            h = self.embed(x).detach().requires_grad_(True)
+            hs = [h]
+            for l in range(self.n_layers):
+                h = h + self.block(l, h)
+                hs.append(h)
+            logits = self.logits(hs[-1])
+            # replicas are independent, so the sum over replicas leaves each replica's gradient alone
+            grads = torch.autograd.grad(ce_per_sample(logits, y).sum(), hs)
+        return torch.stack(grads, 1).detach(), logits.detach()
+
+    def replica(self, r: int) -> ResMLP:
+        """Replica ``r`` as a plain :class:`ResMLP` (a copy, same device and dtype)."""
+        ref = self.p("embed.weight")
+        m = ResMLP(self.d_in, self.d, self.n_layers, self.n_classes, self.d_ff).to(device=ref.device, dtype=ref.dtype)
+        m.load_state_dict({k: self.p(k)[r].detach().clone() for k in self.names})
+        return m
+
+
+def ce_per_sample(logits: Tensor, y: Tensor) -> Tensor:
+    """Cross-entropy (R, N, C), (R, N) -> (R, N)."""
+    r, n, c = logits.shape
+    return F.cross_entropy(logits.reshape(r * n, c), y.reshape(r * n), reduction="none").view(r, n)
+
+
+def _as_list(data, n: int) -> list[tuple[Tensor, ...]]:
+    if isinstance(data, tuple) and len(data) == 4 and isinstance(data[0], Tensor):
+        return [data] * n
+    data = list(data)
+    if len(data) != n:
+        raise ValueError(f"data: got {len(data)} datasets for {n} configs; pass one tuple or one per config")
+    return data
+
+
+class _Split:
+    """One split for R replicas: shared (N, ·) tensors, or stacked (R, N, ·) when replicas differ."""
+
+    def __init__(self, xs: list[Tensor], ys: list[Tensor]):
+        self.shared = all(x is xs[0] for x in xs) and all(y is ys[0] for y in ys)
+        if not self.shared and len({tuple(x.shape) for x in xs}) != 1:
+            raise ValueError(f"data: replicas need equal shapes, got {sorted({tuple(x.shape) for x in xs})}")
+        self.x = xs[0] if self.shared else torch.stack(xs)  # (N, d_in) or (R, N, d_in)
+        self.y = ys[0] if self.shared else torch.stack(ys)
+        self.R, self.n = len(xs), xs[0].shape[0]
+
+    def gather(self, idx: Tensor) -> tuple[Tensor, Tensor]:
+        """Rows ``idx`` (R, B) of each replica's data: (R, B, d_in), (R, B)."""
+        if self.shared:
+            return self.x[idx], self.y[idx]
+        rows = torch.arange(self.R, device=idx.device).unsqueeze(1)  # (R, 1)
+        return self.x[rows, idx], self.y[rows, idx]
+
+    def head(self, m: int) -> tuple[Tensor, Tensor]:
+        """The first ``m`` examples of every replica, as (R, m, d_in) / (R, m) (a view when shared)."""
+        if self.shared:
+            return self.x[:m].expand(self.R, -1, -1), self.y[:m].expand(self.R, -1)
+        return self.x[:, :m], self.y[:, :m]
+
+
+@dataclass
+class StepTimes:
+    """What :meth:`ReplicaTrainer.run` spent, seconds (wall, synchronised on CUDA)."""
+
+    train: float = 0.0
+    epoch_end: float = 0.0
+    final: float = 0.0
+
+
+class ReplicaTrainer:
+    """R configs of one group trained together; :meth:`run` returns one TrainResult per config."""
+
+    def __init__(self, configs: list[CreditConfig], data, device, n_classes: int | None = None,
+                 dtype: torch.dtype | None = None, cuda_graph: bool = False):
+        from potlib.sweep import set_seed
+
+        check_group(configs)
+        self.configs, self.R = list(configs), len(configs)
+        self.device = device = torch.device(device)
+        self.cfg = cfg = configs[0]
+        sets = _as_list(data, self.R)
+        self.train_split = _Split([s[0] for s in sets], [s[1] for s in sets])
+        self.test_split = _Split([s[2] for s in sets], [s[3] for s in sets])
+        d_in = sets[0][0].shape[1]
+        self.n_classes = n_classes or max(int(max(int(s[1].max()), int(s[3].max()))) + 1 for s in sets)
+
+        models, self.rules = [], []
+        for c in configs:
+            set_seed(c.seed)  # as run_one does before exp.run -> train -> build
+            m, rule = build(c, d_in, self.n_classes, device)
+            if dtype is not None:
+                m, rule = m.to(dtype), rule.to(dtype)
+            models.append(m)
+            self.rules.append(rule)
+        self.net = StackedResMLP(models)
+        del models
+        L, d, C = cfg.n_layers, cfg.d, self.n_classes
+        ref = self.net.p("embed.weight")
+        # DFA feedback matrices, zeros for BP replicas: (R, L+1, d, C)
+        self.B = torch.stack([r.B if isinstance(r, DFA) else ref.new_zeros(L + 1, d, C) for r in self.rules])
+        self.is_bp = torch.tensor([c.method == "BP" for c in configs], device=device)
+        self.any_bp, self.any_dfa = bool(self.is_bp.any()), not bool(self.is_bp.all())
+
+        self.cuda_graph = cuda_graph
+        if cuda_graph and device.type != "cuda":
+            raise ValueError(f"cuda_graph = True is not allowed on device {device}: CUDA only")
+        lr = torch.tensor(cfg.lr, device=device) if cuda_graph else cfg.lr
+        self.opt = torch.optim.AdamW(self.net.parameters(), lr=lr, weight_decay=cfg.weight_decay,
+                                     capturable=cuda_graph)
+        n = self.train_split.n
+        self.bs = min(cfg.batch_size, n)
+        self.steps_per_epoch = n // self.bs
+        total = self.steps_per_epoch * cfg.epochs
+        self.sched = (torch.optim.lr_scheduler.LambdaLR(
+            self.opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
+            if cfg.schedule == "cosine" else None)
+        self.gens = [torch.Generator(device=device).manual_seed(c.seed) for c in configs]
+        self.metric_gens = [torch.Generator(device=device).manual_seed(c.seed + 1) for c in configs]
+        self.m = min(cfg.metric_samples, self.test_split.n)
+        self._graph = None
+        self._steps_done = 0
+        self.times = StepTimes()
+
+    # -- one step ------------------------------------------------------------------------------
+    def credit(self, hs: list[Tensor], x: Tensor, y: Tensor, logits: Tensor) -> Tensor:
+        """Each replica's own rule's un-normalised credit, (R, L+1, B, d)."""
+        a = None
+        if self.any_bp:
+            a, _ = self.net.true_state_grads(x, y)
+        if self.any_dfa:
+            e_T = torch.softmax(logits, -1) - F.one_hot(y, self.n_classes).to(logits.dtype)  # (R, B, C)
+            a_dfa = torch.einsum("rldc,rbc->rlbd", self.B, e_T)
+            a = a_dfa if a is None else torch.where(self.is_bp.view(-1, 1, 1, 1), a, a_dfa)
+        return a
+
+    def _step_body(self, idx: Tensor) -> Tensor:
+        """Forward, credit and AdamW step on batch rows ``idx`` (R, B); returns CE per replica (R,)."""
+        x, y = self.train_split.gather(idx)  # (R, B, d_in), (R, B)
+        hs, fs = self.net.local_forward(x)
+        h_last = hs[-1].detach()
+        logits = self.net.logits(h_last)  # (R, B, C); h_L enters the head detached, as terminal_pass
+        ce = ce_per_sample(logits, y)  # (R, B)
+        a = normalise_credit(self.credit(hs, x, y, logits.detach()), self.cfg.credit_norm).detach()
+        b = x.shape[1]
+        surrogate = (hs[0] * a[:, 0]).sum() / b  # Σ_r of each replica's local_surrogate
+        for l, f in enumerate(fs, start=1):
+            surrogate = surrogate + (f * a[:, l]).sum() / b
+        loss = ce.mean(1).sum() + surrogate
+        if self._graph is None:  # a captured graph writes into the grads it allocated itself
+            self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        return ce.detach().mean(1)
+
+    def step(self, idx: Tensor, progress: float = 0.0) -> Tensor:
+        """One training step of every replica; ``progress`` is unused by BP/DFA (bridges' warmup)."""
+        if not self.cuda_graph:
+            out = self._step_body(idx)
+        else:
+            out = self._graph_step(idx)
+        if self.sched is not None:
+            self.sched.step()
+        self._steps_done += 1
+        return out
+
+    def _graph_step(self, idx: Tensor) -> Tensor:
+        if self._steps_done < 3:  # eager warm-up on a side stream: AdamW state, cuBLAS workspaces
+            s = torch.cuda.Stream()
+            s.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(s):
+                out = self._step_body(idx)
+            torch.cuda.current_stream().wait_stream(s)
+            return out
+        if self._graph is None:
+            self._static_idx = idx.clone()
+            self.opt.zero_grad(set_to_none=True)
+            self._graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self._graph):
+                self._static_out = self._step_body(self._static_idx)
+        self._static_idx.copy_(idx)
+        self._graph.replay()
+        return self._static_out.clone()
+
+    # -- evaluation ----------------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self, chunk: int = 4096) -> tuple[Tensor, Tensor]:
+        """(accuracy (R,), mean CE (R,)) on each replica's test set."""
+        sp = self.test_split
+        correct = torch.zeros(self.R, device=self.device)
+        loss = torch.zeros(self.R, device=self.device, dtype=torch.float64)
+        for i in range(0, sp.n, chunk):
+            if sp.shared:
+                x, y = sp.x[i : i + chunk], sp.y[i : i + chunk].expand(self.R, -1)
+            else:
+                x, y = sp.x[:, i : i + chunk], sp.y[:, i : i + chunk]
+            h = self.net.embed(x)
+            for l in range(self.net.n_layers):
+                h = h + self.net.block(l, h)
+            logits = self.net.logits(h)
+            correct += (logits.argmax(-1) == y).sum(1)
+            loss += ce_per_sample(logits, y).sum(1).double()
+        return correct / sp.n, loss / sp.n
+
+    def epoch_gamma_and_norms(self) -> tuple[Tensor, Tensor]:
+        """Γ of each replica's own credit (R,) and mean ‖h_l‖ (R, L+1) on the metric batch."""
+        x, y = self.test_split.head(self.m)
+        g, logits = self.net.true_state_grads(x, y)  # (R, L+1, m, d)
+        a = self.credit(None, x, y, logits)
+        gam = torch.stack([gamma_per_layer(a[r], g[r]).mean() for r in range(self.R)])
+        with torch.no_grad():
+            norms = torch.stack([h.norm(dim=-1).mean(-1) for h in self.net.states(x)], 1)  # (R, L+1)
+        return gam, norms
+
+    # -- the whole run -------------------------------------------------------------------------
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def run(self) -> list[TrainResult]:
+        import time
+
+        cfg, R = self.cfg, self.R
+        keys = ("train_loss", "test_acc", "test_loss", "gamma", "aux_loss")
+        curves = [{k: [] for k in keys} for _ in range(R)]
+        norms: list[list[list[float]]] = [[] for _ in range(R)]
+        diverged = [False] * R
+        for epoch in range(cfg.epochs):
+            t0 = time.perf_counter()
+            progress = epoch / cfg.epochs
+            perm = torch.stack([
+                torch.randperm(self.train_split.n, device=self.device, generator=g)[: self.steps_per_epoch * self.bs]
+                for g in self.gens
+            ]).view(R, self.steps_per_epoch, self.bs).transpose(0, 1)  # (S, R, B)
+            ce_sum = torch.zeros(R, device=self.device)
+            for idx in perm:
+                ce_sum += self.step(idx, progress)
+            self._sync()
+            t1 = time.perf_counter()
+            train_loss = (ce_sum / self.steps_per_epoch).tolist()
+            acc, test_loss = (v.tolist() for v in self.evaluate())
+            gam, nrm = self.epoch_gamma_and_norms()
+            gam, nrm = gam.tolist(), nrm.tolist()
+            for r in range(R):
+                if diverged[r]:
+                    continue
+                for k, v in zip(keys, (train_loss[r], acc[r], test_loss[r], gam[r], 0.0)):
+                    curves[r][k].append(v)
+                norms[r].append(nrm[r])
+                if not (math.isfinite(train_loss[r]) and math.isfinite(test_loss[r])):
+                    diverged[r] = True
+            self._sync()
+            self.times.train += t1 - t0
+            self.times.epoch_end += time.perf_counter() - t1
+            if all(diverged):
+                break
+
+        t2 = time.perf_counter()
+        results = []
+        x_m, y_m = self.test_split.head(self.m)
+        for r, c in enumerate(self.configs):
+            artifacts = {f"epoch_{k}": np.asarray(v, dtype=np.float64) for k, v in curves[r].items()}
+            artifacts["epoch_state_norm"] = np.asarray(norms[r], dtype=np.float64)  # (epochs, L+1)
+            metrics = {
+                "test_acc": curves[r]["test_acc"][-1],
+                "test_loss": curves[r]["test_loss"][-1],
+                "train_loss": curves[r]["train_loss"][-1],
+                "epochs_run": len(curves[r]["train_loss"]),
+                "state_norm_last": norms[r][-1][-1],
+            }
+            if diverged[r]:
+                metrics.update(gamma=float("nan"), rho=float("nan"))
+                results.append(TrainResult(metrics, artifacts, diverged=True))
+                continue
+            cm = credit_metrics(self.net.replica(r), self.rules[r], x_m[r], y_m[r], eps=c.metric_eps,
+                                n_dirs=c.metric_dirs, generator=self.metric_gens[r])
+            metrics.update(cm)
+            artifacts["gamma_per_layer"] = np.asarray(cm["gamma_per_layer"])
+            artifacts["rho_per_layer"] = np.asarray(cm["rho_per_layer"])
+            results.append(TrainResult(metrics, artifacts))
+        self._sync()
+        self.times.final = time.perf_counter() - t2
+        return results
+
+
+def train_replicas(configs: list[CreditConfig], data, device, n_classes: int | None = None,
+                   cuda_graph: bool = False) -> list[TrainResult]:
+    """Train ``configs`` (one replica group, see :func:`check_group`) together; one result each.
+
+    ``data`` is one ``(x_train, y_train, x_test, y_test)`` tuple shared by all configs, or a list
+    with one tuple per config (equal shapes). Results match ``train(cfg, data, device)`` run after
+    ``set_seed(cfg.seed)`` for each config, to float rounding.
+    """
+    return ReplicaTrainer(configs, data, device, n_classes, cuda_graph=cuda_graph).run()

@@ -1,0 +1,117 @@
+"""Replica training (potlib.credit.replicas) equals one-at-a-time training; the bench runs."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from potlib.credit.replicas import ReplicaTrainer, StackedResMLP, check_group, train_replicas
+from potlib.credit.teacher import make_ladder
+from potlib.credit.train import build, train, train_step
+from potlib.experiments.credit_ladder import SMOKE_BASE
+from potlib.models.resmlp import ResMLP
+from potlib.sweep import set_seed
+
+CFGS = [SMOKE_BASE.replace(method="BP", seed=42), SMOKE_BASE.replace(method="BP", seed=123),
+        SMOKE_BASE.replace(method="DFA", seed=42)]
+
+
+def _data(dtype=torch.float32):
+    x, y, xt, yt, _ = make_ladder(1.0, SMOKE_BASE.n_layers, SMOKE_BASE.d, SMOKE_BASE.n_classes,
+                                  SMOKE_BASE.n_train, SMOKE_BASE.n_test, 0)
+    return x.to(dtype), y, xt.to(dtype), yt
+
+
+def _alone(cfg, data, steps, dtype):
+    """The loop of potlib.credit.train.train, cut after ``steps`` steps; returns (model, losses)."""
+    set_seed(cfg.seed)
+    model, rule = build(cfg, data[0].shape[1], cfg.n_classes, "cpu")
+    model, rule = model.to(dtype), rule.to(dtype)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    total = (cfg.n_train // cfg.batch_size) * cfg.epochs
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
+    gen = torch.Generator().manual_seed(cfg.seed)
+    perm = torch.randperm(cfg.n_train, generator=gen).view(-1, cfg.batch_size)
+    losses = []
+    for idx in perm[:steps]:
+        ce, _ = train_step(model, rule, opt, None, data[0][idx], data[1][idx], 0.0, cfg.credit_norm)
+        sched.step()
+        losses.append(float(ce))
+    return model, losses
+
+
+def _batched(cfgs, data, steps, dtype):
+    tr = ReplicaTrainer(cfgs, data, "cpu", n_classes=cfgs[0].n_classes, dtype=dtype)
+    perm = torch.stack([torch.randperm(cfgs[0].n_train, generator=g) for g in tr.gens])
+    perm = perm.view(len(cfgs), -1, cfgs[0].batch_size).transpose(0, 1)  # (S, R, B)
+    losses = [tr.step(idx).tolist() for idx in perm[:steps]]
+    return tr, np.asarray(losses).T  # (R, steps)
+
+
+def test_stacked_forward_matches_each_model():
+    torch.manual_seed(0)
+    models = [ResMLP(7, 8, 3, 4).double() for _ in range(3)]
+    net = StackedResMLP(models)
+    x = torch.randn(3, 5, 7, dtype=torch.float64)
+    for r, m in enumerate(models):
+        for h_st, h in zip(net.states(x), m.states(x[r])):
+            torch.testing.assert_close(h_st[r], h, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(net.replica(r)(x[r]), m(x[r]), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("dtype,rtol", [(torch.float64, 1e-10), (torch.float32, 1e-5)])
+def test_steps_batched_equal_alone(dtype, rtol):
+    """BP and DFA replicas (two seeds, one group) after 4 steps: same losses and parameters."""
+    data = _data(dtype)
+    tr, losses = _batched(CFGS, data, 4, dtype)
+    for r, cfg in enumerate(CFGS):
+        model, ref_losses = _alone(cfg, data, 4, dtype)
+        np.testing.assert_allclose(losses[r], ref_losses, rtol=rtol)
+        got = tr.net.replica(r)
+        for (k, p), q in zip(model.named_parameters(), got.parameters()):
+            torch.testing.assert_close(q, p, rtol=rtol, atol=rtol * 1e-2, msg=f"replica {r} {k}")
+
+
+def test_train_replicas_equals_train_end_to_end():
+    """Full smoke runs (2 epochs, metrics and curves) batched vs train() alone; float32."""
+    data = _data()
+    results = train_replicas(CFGS, data, "cpu", n_classes=SMOKE_BASE.n_classes)
+    for cfg, res in zip(CFGS, results):
+        set_seed(cfg.seed)
+        ref = train(cfg, data, "cpu", SMOKE_BASE.n_classes)
+        assert res.diverged is ref.diverged is False
+        for k in ("test_acc", "test_loss", "train_loss", "gamma", "rho", "state_norm_last", "epochs_run"):
+            assert res.metrics[k] == pytest.approx(ref.metrics[k], rel=1e-4, abs=1e-5), k
+        assert set(res.artifacts) == set(ref.artifacts)
+        for k, v in ref.artifacts.items():
+            np.testing.assert_allclose(res.artifacts[k], v, rtol=1e-4, atol=1e-5, err_msg=k)
+
+
+def test_per_replica_data_and_group_checks():
+    """Replicas may carry different data of one shape (e.g. different α); bad groups are refused."""
+    d1, d2 = _data(), make_ladder(0.0, 2, 16, 10, 256, 128, 0)[:4]
+    cfgs = CFGS[:2]
+    both = train_replicas(cfgs, [d1, d2], "cpu", n_classes=10)
+    set_seed(cfgs[1].seed)
+    ref = train(cfgs[1], d2, "cpu", 10)
+    assert both[1].metrics["test_loss"] == pytest.approx(ref.metrics["test_loss"], rel=1e-4)
+    with pytest.raises(ValueError, match="method"):
+        check_group([SMOKE_BASE.replace(method="CB")])
+    with pytest.raises(ValueError, match="'lr'"):
+        check_group([CFGS[0], CFGS[1].replace(lr=1e-2)])
+    with pytest.raises(ValueError, match="cuda_graph"):
+        ReplicaTrainer(CFGS[:1], d1, "cpu", cuda_graph=True)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_graph_equals_eager():
+    data = tuple(t.cuda() for t in _data())
+    cfgs = [c.replace(epochs=3) for c in CFGS]
+    eager = train_replicas(cfgs, data, "cuda", n_classes=10)
+    graphed = train_replicas(cfgs, data, "cuda", n_classes=10, cuda_graph=True)
+    for a, b in zip(eager, graphed):
+        for k in ("test_loss", "train_loss", "gamma"):
+            assert a.metrics[k] == pytest.approx(b.metrics[k], rel=1e-4), k
