@@ -18,15 +18,15 @@ $(STAMP): requirements.lock pyproject.toml
 
 book: $(STAMP)
 	rm -rf _build/html _build/.doctrees
-	HF_HUB_OFFLINE=1 MPLBACKEND=Agg $(BIN)/jupyter-book build . --builder html -W -n --keep-going
+	HF_HUB_OFFLINE=1 $(BIN)/jupyter-book build . --builder html -W -n --keep-going
 	@echo "book: $(CURDIR)/_build/html/index.html"
 
 test: $(STAMP)
-	HF_HUB_OFFLINE=1 MPLBACKEND=Agg $(BIN)/python -m pytest
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
 
 # Re-execute the committed notebooks in place after new rows land (nbval checks their stored outputs).
 notebooks: $(STAMP)
-	HF_HUB_OFFLINE=1 MPLBACKEND=Agg $(BIN)/python scripts/refresh_notebooks.py
+	HF_HUB_OFFLINE=1 $(BIN)/python scripts/refresh_notebooks.py
 
 # Regenerate the lock after changing pyproject dependencies (needs network to PyPI).
 lock:

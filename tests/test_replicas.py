@@ -83,11 +83,14 @@ def test_train_replicas_equals_train_end_to_end():
         set_seed(cfg.seed)
         ref = train(cfg, data, "cpu", SMOKE_BASE.n_classes)
         assert res.diverged is ref.diverged is False
-        for k in ("test_acc", "test_loss", "train_loss", "gamma", "rho", "state_norm_last", "epochs_run"):
-            assert res.metrics[k] == pytest.approx(ref.metrics[k], rel=1e-4, abs=1e-5), k
+        for k in ("test_acc", "test_loss", "train_loss", "gamma", "state_norm_last", "epochs_run"):
+            assert res.metrics[k] == pytest.approx(ref.metrics[k], rel=1e-5, abs=1e-6), k
+        # ρ is a float32 finite difference (ε = 1e-3): parameters equal to rounding move a near-zero
+        # DFA ρ by ~4e-5 (measured), so it gets an absolute tolerance
+        assert res.metrics["rho"] == pytest.approx(ref.metrics["rho"], abs=2e-4)
         assert set(res.artifacts) == set(ref.artifacts)
         for k, v in ref.artifacts.items():
-            np.testing.assert_allclose(res.artifacts[k], v, rtol=1e-4, atol=1e-5, err_msg=k)
+            np.testing.assert_allclose(res.artifacts[k], v, rtol=1e-5, atol=2e-4 if k.startswith("rho") else 1e-6, err_msg=k)
 
 
 def test_per_replica_data_and_group_checks():
