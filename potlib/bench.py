@@ -200,3 +200,40 @@ def runs_per_hour(w: Workload, t: dict[str, float], runs: int = 1) -> float:
     steps = (w.n_train // w.batch_size) * w.epochs
     total = steps * t["step_s"] + w.epochs * t["epoch_end_s"] + t["final_s"]
     return runs * 3600.0 / total
+
+
+def bench_command(profile: str = "smoke", workload: str | None = None, replicas: int | None = None,
+                  steps: int | None = None, workers: int | None = None, results_dir=None) -> int:
+    """``python -m potlib bench``: the bench profile's configs with the given overrides, each run by
+    ``potlib.sweep.run_one`` (always rerun: a timing belongs to its moment and machine); prints a table.
+    """
+    from potlib import experiments
+    from potlib.results import default_root
+    from potlib.sweep import run_one
+
+    experiments.check_profile(profile)
+    configs = experiments.get("bench").configs(profile)
+    if workload is not None:
+        if workload not in WORKLOADS:
+            raise ValueError(f"--workload {workload!r} is not allowed: one of {', '.join(WORKLOADS)}")
+        configs = [c.replace(workload=workload) for c in configs if c.workload == workload] or \
+            [configs[0].replace(workload=workload)]
+    changes = {k: v for k, v in (("replicas", replicas), ("steps", steps), ("workers", workers)) if v is not None}
+    configs = list(dict.fromkeys(c.replace(**changes) for c in configs))  # overrides may merge configs
+    root = results_dir or default_root(profile)
+    failed = 0
+    print(f"{'workload':10s} {'R':>4s} {'device':>6s} {'baseline/h':>11s} {'replicas/h':>11s} {'speedup':>8s}"
+          f" {'graph/h':>9s} {'workers/h':>10s}")
+    for c in configs:
+        row = run_one("bench", c, profile, root)
+        m = row["metrics"]
+        if row["status"] != "ok":
+            failed += 1
+            print(f"{c.workload:10s} {c.replicas:4d} {row['status']}: {(row['error'] or '').splitlines()[0]}")
+            continue
+        opt = lambda k, f: format(m[k], f) if k in m else "-"  # noqa: E731
+        print(f"{c.workload:10s} {c.replicas:4d} {m['device_kind']:>6s} {m['baseline_runs_per_hour']:11.1f} "
+              f"{m['replicas_runs_per_hour']:11.1f} {m['speedup']:8.2f} {opt('graph_runs_per_hour', '9.1f'):>9s} "
+              f"{opt('workers_runs_per_hour', '10.1f'):>10s}")
+    print(f"rows written under {root}/bench")
+    return 1 if failed else 0

@@ -1,4 +1,4 @@
-"""Command line: ``python -m potlib {list,run,status}``.
+"""Command line: ``python -m potlib {list,run,status,bench}``.
 
 CPU smoke of any experiment (seconds)::
 
@@ -8,6 +8,10 @@ The paper grid, resumable (existing rows are skipped; ``--force`` reruns them)::
 
     python -m potlib run gradflow_depth --profile paper --executor local
     python -m potlib status
+
+Throughput of the credit runs (one at a time vs replicas), a row of the ``bench`` experiment::
+
+    python -m potlib bench --workload ladder_L4 --replicas 32 --profile paper
 """
 
 from __future__ import annotations
@@ -46,6 +50,14 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("status", help="rows present vs expected, per experiment and profile")
     s.add_argument("--profile", default=None, help="only this profile")
     s.add_argument("--results-dir", type=Path, default=None, help="result root for every profile")
+
+    b = sub.add_parser("bench", help="time credit runs one at a time vs replicas (rows of the bench experiment)")
+    b.add_argument("--profile", default="smoke", help="smoke (CPU seconds, shrunken evaluation) or paper (the bench grid)")
+    b.add_argument("--workload", default=None, help="only this workload: ladder_L4 or cifar_L12 (default: the profile's)")
+    b.add_argument("--replicas", type=int, default=None, help="replicas per group R (default: the profile's)")
+    b.add_argument("--steps", type=int, default=None, help="timed training steps per measurement (default: the profile's)")
+    b.add_argument("--workers", type=int, default=None, help="also time this many baseline processes at once (0: skip)")
+    b.add_argument("--results-dir", type=Path, default=None, help="result root (default: data/results for paper, a cache for smoke)")
     return p
 
 
@@ -100,6 +112,10 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_list()
         if args.command == "run":
             return _cmd_run(args)
+        if args.command == "bench":
+            from potlib.bench import bench_command
+
+            return bench_command(args.profile, args.workload, args.replicas, args.steps, args.workers, args.results_dir)
         return _cmd_status(args)
     except (experiments.UnknownExperimentError, experiments.UnknownProfileError, ValueError, TypeError) as e:
         print(f"potlib: error: {e}", file=sys.stderr)

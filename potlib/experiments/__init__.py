@@ -35,6 +35,7 @@ REGISTRY: dict[str, str] = {
     "gradflow_softmax": "potlib.experiments.gradflow_softmax",
     "gradflow_clipping": "potlib.experiments.gradflow_clipping",
     "frozen_context": "potlib.experiments.frozen_context",
+    "bench": "potlib.experiments.bench",
 }
 
 
