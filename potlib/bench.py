@@ -31,8 +31,8 @@ from dataclasses import dataclass
 
 import torch
 
-from potlib.credit.train import CreditConfig, build, evaluate, train_step
 from potlib.credit.metrics import credit_metrics
+from potlib.credit.train import CreditConfig, build, evaluate, train_step
 
 
 @dataclass(frozen=True)
@@ -231,9 +231,8 @@ def bench_command(profile: str = "smoke", workload: str | None = None, replicas:
             failed += 1
             print(f"{c.workload:10s} {c.replicas:4d} {row['status']}: {(row['error'] or '').splitlines()[0]}")
             continue
-        opt = lambda k, f: format(m[k], f) if k in m else "-"  # noqa: E731
+        graph, workers = (format(m[k], ".1f") if k in m else "-" for k in ("graph_runs_per_hour", "workers_runs_per_hour"))
         print(f"{c.workload:10s} {c.replicas:4d} {m['device_kind']:>6s} {m['baseline_runs_per_hour']:11.1f} "
-              f"{m['replicas_runs_per_hour']:11.1f} {m['speedup']:8.2f} {opt('graph_runs_per_hour', '9.1f'):>9s} "
-              f"{opt('workers_runs_per_hour', '10.1f'):>10s}")
+              f"{m['replicas_runs_per_hour']:11.1f} {m['speedup']:8.2f} {graph:>9s} {workers:>10s}")
     print(f"rows written under {root}/bench")
     return 1 if failed else 0

@@ -36,7 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--force", action="store_true", help="rerun configs that already have a row")
     r.add_argument("--results-dir", type=Path, default=None, help="result root (default: data/results for paper, a cache for smoke)")
     # -- how to run it --
-    r.add_argument("--executor", default="inline", help="inline (this process), local (process pool) or slurm (submitit job array)")
+    r.add_argument("--executor", default="inline", help="inline (this process), local (process pool), slurm (submitit job array) or replicas (credit experiments: BP/DFA configs trained together as stacked replicas; --workers caps the group size)")
     r.add_argument("--workers", type=int, default=None, help="local executor: processes per GPU (or in all, on CPU)")
     r.add_argument("--shard", default="0/1", help="K/N: run only every N-th config starting at K (split a grid across processes)")
     # -- slurm options --

@@ -32,7 +32,7 @@ from potlib import experiments, provenance
 from potlib.config import Config, cfg_id
 from potlib.results import DONE_STATUSES, CorruptRowError, MissingResultsError, ResultStore, default_root
 
-EXECUTORS = ("inline", "local", "slurm")
+EXECUTORS = ("inline", "local", "slurm", "replicas")
 
 
 class Diverged(RuntimeError):
@@ -64,7 +64,6 @@ def run_one(name: str, config: Config, profile: str, root: Path | str) -> dict[s
     """Run one config, write its row (whatever the outcome) and return it."""
     exp = experiments.get(name)
     store = ResultStore(root)
-    cid = cfg_id(name, config)
     device = provenance.pick_device(os.environ.get("POTLIB_DEVICE", "auto"))
     set_seed(config.seed)
     status, error, artifacts = "ok", None, {}
@@ -82,20 +81,27 @@ def run_one(name: str, config: Config, profile: str, root: Path | str) -> dict[s
         status, metrics = "failed", {}
         error = f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=8)}"
     wall = time.perf_counter() - start
-    prov = provenance.collect(device)
-    prov.update(
-        seed=config.seed,
-        wall_seconds=round(wall, 3),
+    return write_row(
+        store, name, config, profile, status, error, metrics, artifacts, device, wall,
         dataset=outcome.dataset if outcome else None,
         dataset_sha256=outcome.dataset_sha256 if outcome else None,
         peak_memory_bytes=outcome.peak_memory_bytes if outcome else None,
         peak_memory_kind=outcome.peak_memory_kind if outcome else None,
     )
+
+
+def write_row(store: ResultStore, name: str, config: Config, profile: str, status: str, error: str | None,
+              metrics: dict[str, Any], artifacts: dict[str, Any], device, wall_seconds: float, **provenance_extra) -> dict:
+    """Assemble one row with full provenance and write it (with its arrays) atomically."""
+    prov = provenance.collect(device)
+    prov.update(seed=config.seed, wall_seconds=round(wall_seconds, 3), **provenance_extra)
+    for key in ("dataset", "dataset_sha256", "peak_memory_bytes", "peak_memory_kind"):
+        prov.setdefault(key, None)
     row = {
         "schema": 1,
         "experiment": name,
         "profile": profile,
-        "cfg_id": cid,
+        "cfg_id": cfg_id(name, config),
         "config": config.to_dict(),
         "status": status,
         "error": error,
@@ -167,6 +173,7 @@ def run_sweep(
     if not (isinstance(k, int) and isinstance(n_shards, int) and n_shards >= 1 and 0 <= k < n_shards):
         raise ValueError(f"shard = {k}/{n_shards} is not allowed: expected K/N with 0 <= K < N")
     root = Path(root or default_root(profile))
+    exp = experiments.get(name)
     configs, todo = missing_configs(name, profile, root, force)
     if n_shards > 1:
         mine = {cfg_id(name, c) for i, c in enumerate(configs) if i % n_shards == k}
@@ -200,6 +207,19 @@ def run_sweep(
             ]
             for f in as_completed(futs):
                 done(f.result())
+    elif executor == "replicas":
+        # Same-shaped configs (seeds, BP/DFA) train together as stacked replicas (potlib.credit.replicas);
+        # the rest, and experiments without replica support, run one at a time in this process.
+        groups, rest = [], todo
+        if exp.replicas:
+            from potlib.credit.replicas import replica_groups, run_group
+
+            groups, rest = replica_groups(todo, max_replicas=workers or 64)
+        for group in groups:
+            for row in run_group(name, group, profile, root):
+                done(row)
+        for c in rest:
+            done(run_one(name, c, profile, root))
     else:
         done_results = _run_slurm(name, todo, profile, root, slurm or {})
         for r in done_results:

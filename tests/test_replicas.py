@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from potlib.credit.replicas import ReplicaTrainer, StackedResMLP, check_group, train_replicas
+from potlib.credit.replicas import (
+    ReplicaTrainer,
+    StackedResMLP,
+    check_group,
+    train_replicas,
+)
 from potlib.credit.teacher import make_ladder
 from potlib.credit.train import build, train, train_step
 from potlib.experiments.credit_ladder import SMOKE_BASE
@@ -118,3 +123,59 @@ def test_cuda_graph_equals_eager():
     for a, b in zip(eager, graphed):
         for k in ("test_loss", "train_loss", "gamma"):
             assert a.metrics[k] == pytest.approx(b.metrics[k], rel=1e-4), k
+
+
+def test_run_group_writes_the_rows_run_one_would(tmp_path):
+    """Ladder smoke configs (BP/DFA, two α) grouped: rows match run_one's, with provenance."""
+    from potlib.config import cfg_id
+    from potlib.credit.replicas import replica_groups, run_group
+    from potlib.results import ResultStore
+    from potlib.sweep import run_one
+
+    cfgs = [SMOKE_BASE.replace(method=m, alpha=a) for m in ("BP", "DFA") for a in (1.0, 0.5)]
+    groups, rest = replica_groups(cfgs + [SMOKE_BASE.replace(method="CB")])
+    assert len(groups) == 1 and len(groups[0]) == 4 and [c.method for c in rest] == ["CB"]
+    rows = run_group("credit_ladder", groups[0], "smoke", tmp_path / "grouped")
+    store = ResultStore(tmp_path / "grouped")
+    for c, row in zip(cfgs, rows):
+        assert row["status"] == "ok" and row["provenance"]["replica_group"] == 4
+        assert row["cfg_id"] == cfg_id("credit_ladder", c) and row["provenance"]["dataset_sha256"]
+        ref = run_one("credit_ladder", c, "smoke", tmp_path / "alone")
+        assert row["provenance"]["dataset_sha256"] == ref["provenance"]["dataset_sha256"]
+        assert set(row["metrics"]) == set(ref["metrics"])
+        for k in ("test_acc", "test_loss", "train_loss", "gamma", "majority_frac"):
+            assert row["metrics"][k] == pytest.approx(ref["metrics"][k], rel=1e-5, abs=1e-6), k
+        assert "epoch_train_loss" in store.artifacts("credit_ladder", row["cfg_id"])
+
+
+def test_bench_smoke_profile_end_to_end(tmp_path, capsys):
+    from potlib.cli import main
+    from potlib.results import ResultStore
+    from potlib.sweep import run_sweep
+
+    report = run_sweep("bench", "smoke", root=tmp_path, progress=False)
+    assert report.failed == 0
+    (row,) = ResultStore(tmp_path).rows("bench")
+    m = row["metrics"]
+    assert row["status"] == "ok" and m["device_kind"] == "cpu"
+    assert m["baseline_runs_per_hour"] > 0 and m["replicas_runs_per_hour"] > 0
+    assert m["speedup"] == pytest.approx(m["replicas_runs_per_hour"] / m["baseline_runs_per_hour"])
+    assert main(["bench", "--results-dir", str(tmp_path / "cli"), "--steps", "3"]) == 0
+    assert "ladder_L4" in capsys.readouterr().out
+    assert main(["bench", "--workload", "nope", "--results-dir", str(tmp_path)]) == 2
+
+
+def test_replicas_executor_matches_inline(tmp_path):
+    """`--executor replicas` writes the same rows as one-at-a-time runs (BP/DFA batched, SB/CB alone)."""
+    from potlib.results import ResultStore
+    from potlib.sweep import run_sweep
+
+    a = run_sweep("credit_ladder", "smoke", root=tmp_path / "inline", progress=False)
+    b = run_sweep("credit_ladder", "smoke", executor="replicas", root=tmp_path / "replicas", progress=False)
+    assert a.statuses == b.statuses
+    fa = ResultStore(tmp_path / "inline").frame("credit_ladder").set_index("cfg_id").sort_index()
+    fb = ResultStore(tmp_path / "replicas").frame("credit_ladder").set_index("cfg_id").sort_index()
+    assert (fa.index == fb.index).all()
+    np.testing.assert_allclose(fa["test_acc"], fb["test_acc"], atol=1e-6)
+    np.testing.assert_allclose(fa["gamma"], fb["gamma"], rtol=1e-4, atol=1e-6)
+    assert (fb.loc[fb["method"].isin(["BP", "DFA"]), "prov_replica_group"] > 1).all()

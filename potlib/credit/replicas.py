@@ -30,11 +30,17 @@ Results agree with one-at-a-time training to float rounding (batched matmuls sum
 three eager warm-up steps and replays it, removing the per-kernel launch cost; AdamW then runs with
 ``capturable=True`` and a tensor learning rate. The eager and graphed paths compute the same step.
 
+Sweeps: :func:`replica_groups` splits a grid into groups (``seed``, ``method`` and the ladder's
+``alpha`` may differ inside one) and :func:`run_group` trains a group and writes one row per config
+as ``potlib.sweep.run_one`` would (``provenance.replica_group = R``, wall seconds = group wall / R).
+The sweep executor is not wired to them yet.
+
     python -m potlib bench --workload ladder_L4 --replicas 16   # timings, see potlib.bench
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -59,16 +65,21 @@ def group_key(cfg: CreditConfig, vary: tuple[str, ...] = VARYING) -> tuple:
 
 
 def check_group(configs: list[CreditConfig], vary: tuple[str, ...] = VARYING) -> None:
-    """Raise ValueError naming the field when ``configs`` cannot share one replica group."""
+    """Raise ValueError naming the field when ``configs`` cannot share one replica group.
+
+    Only the training fields of :class:`CreditConfig` must agree (apart from ``vary``); fields of a
+    subclass shape the data only (e.g. the ladder's ``alpha``), and the data shapes are checked apart.
+    """
     if not configs:
         raise ValueError("configs = [] is not allowed: at least one config")
     for c in configs:
         if c.method not in SUPPORTED_METHODS:
             raise ValueError(f"method = {c.method!r} is not supported by replica training: one of {SUPPORTED_METHODS}")
     ref = configs[0].to_dict()
+    train_fields = {f.name for f in dataclasses.fields(CreditConfig)}  # the rest only shape the data
     for c in configs[1:]:
         for k, v in c.to_dict().items():
-            if k not in vary and ref.get(k) != v:
+            if k in train_fields and k not in vary and ref.get(k) != v:
                 raise ValueError(f"replica group: field {k!r} differs ({ref.get(k)!r} vs {v!r}); "
                                  f"only {vary} may differ inside a group")
 
@@ -84,7 +95,7 @@ class StackedResMLP(nn.Module):
         super().__init__()
         m0 = models[0]
         self.R, self.d, self.n_layers, self.n_classes = len(models), m0.d, m0.n_layers, m0.n_classes
-        self.d_in, self.d_ff = m0.embed.in_features, m0.blocks[0].fc1.out_features if m0.n_layers else m0.d
+        self.d_in, self.d_ff = m0.embed.in_features, m0.blocks[0].fc1.out_features
         self.names = [k for k, _ in m0.named_parameters()]
         per = [dict(m.named_parameters()) for m in models]
         # nn.ParameterDict keys may not contain dots
@@ -430,3 +441,102 @@ def train_replicas(configs: list[CreditConfig], data, device, n_classes: int | N
     ``set_seed(cfg.seed)`` for each config, to float rounding.
     """
     return ReplicaTrainer(configs, data, device, n_classes, cuda_graph=cuda_graph).run()
+
+
+# -- sweeps: one row per config, as potlib.sweep.run_one writes it ----------------------------------
+def experiment_data(cfg: CreditConfig, device) -> tuple[tuple[Tensor, ...], dict]:
+    """``(data, info)`` exactly as the credit experiments' ``run`` builds them for ``cfg``.
+
+    ``info`` has ``dataset``, ``sha256`` and the extra metrics (``majority_frac`` for the ladder).
+    """
+    from potlib.experiments.credit_cifar import CifarConfig, load
+    from potlib.experiments.credit_ladder import LadderConfig
+
+    if isinstance(cfg, LadderConfig):
+        from potlib.credit.teacher import make_ladder
+
+        *data, info = make_ladder(cfg.alpha, cfg.teacher_depth or cfg.n_layers, cfg.d, cfg.n_classes,
+                                  cfg.n_train, cfg.n_test, cfg.teacher_seed, device)
+        return tuple(data), {"dataset": info["dataset"], "sha256": info["sha256"], "n_classes": cfg.n_classes,
+                             "extra": {"majority_frac": info["majority_frac"]}}
+    if isinstance(cfg, CifarConfig):
+        data, info = load(cfg, device)
+        return data, {"dataset": info["dataset"], "sha256": info.get("sha256"), "n_classes": 10, "extra": {}}
+    raise TypeError(f"config {type(cfg).__name__} is not allowed: LadderConfig or CifarConfig")
+
+
+def run_group(name: str, configs: list[CreditConfig], profile: str, root) -> list[dict]:
+    """Train one replica group of experiment ``name`` and write one row per config (like ``run_one``).
+
+    Each row's ``wall_seconds`` is the group's wall time divided by R, and its provenance carries
+    ``replica_group = R``; peak memory is the group's (CUDA only). A failure marks every row failed.
+    Configs whose data differ (e.g. different α) are fine: each replica gets its own data.
+    """
+    import os
+    import time
+    import traceback
+
+    from potlib import provenance
+    from potlib.results import ResultStore
+    from potlib.sweep import _non_finite, write_row
+
+    device = provenance.pick_device(os.environ.get("POTLIB_DEVICE", "auto"))
+    store = ResultStore(root)
+    start = time.perf_counter()
+    infos, outcomes, error, peak, kind = [], None, None, None, None
+    try:
+        cache: dict = {}
+        sets = []
+        for c in configs:  # configs with the same data share one tensor set
+            key = repr({k: v for k, v in c.to_dict().items() if k not in VARYING})
+            if key not in cache:
+                cache[key] = experiment_data(c, device)
+            sets.append(cache[key][0])
+            infos.append(cache[key][1])
+        if torch.device(device).type == "cuda":
+            from potlib.memory import track_peak
+
+            with track_peak(device) as pk:
+                outcomes = train_replicas(configs, sets, device, infos[0]["n_classes"])
+            peak, kind = pk.bytes, pk.kind
+        else:
+            outcomes = train_replicas(configs, sets, device, infos[0]["n_classes"])
+    except Exception as e:  # noqa: BLE001 - recorded in every row of the group
+        error = f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=8)}"
+    wall = (time.perf_counter() - start) / len(configs)
+    rows = []
+    for i, c in enumerate(configs):
+        status, err, metrics, artifacts = "failed", error, {}, {}
+        if outcomes is not None:
+            res = outcomes[i]
+            metrics = dict(res.metrics, **infos[i]["extra"])
+            artifacts = dict(res.artifacts)
+            status = "ok"
+            bad = _non_finite(metrics)
+            if res.diverged:
+                status, err = "diverged", "non-finite loss during training"
+            elif bad:
+                status, err = "diverged", f"non-finite metrics: {', '.join(bad)}"
+        info = infos[i] if i < len(infos) else {}
+        row = write_row(store, name, c, profile, status, err, metrics, artifacts, device, wall,
+                        dataset=info.get("dataset"), dataset_sha256=info.get("sha256"),
+                        peak_memory_bytes=peak, peak_memory_kind=kind, replica_group=len(configs))
+        rows.append(row)
+    return rows
+
+
+def replica_groups(configs: list[CreditConfig], max_replicas: int = 64) -> tuple[list[list[CreditConfig]], list]:
+    """Split ``configs`` into replica groups (equal :func:`group_key` with ``alpha`` free too, where a
+    config has it) of at most ``max_replicas``; configs with an unsupported method are returned apart."""
+    vary = VARYING + ("alpha",)
+    groups: dict[tuple, list] = {}
+    rest = []
+    for c in configs:
+        if c.method not in SUPPORTED_METHODS:
+            rest.append(c)
+            continue
+        groups.setdefault(group_key(c, vary), []).append(c)
+    out = []
+    for g in groups.values():
+        out += [g[i : i + max_replicas] for i in range(0, len(g), max_replicas)]
+    return out, rest

@@ -60,6 +60,7 @@ class Experiment:
     run: Callable[[Config], Outcome]
     chapter: str = ""
     uses_gpu: bool = False  # True: paper rows must come from a CUDA device
+    replicas: bool = False  # True: `--executor replicas` may train same-shaped configs together
 
     def configs(self, profile: str) -> list[Config]:
         if profile not in self.profiles:

@@ -8,8 +8,9 @@ One row per (workload, replicas); the timing method is in :mod:`potlib.bench`. M
 and ``workers_speedup`` (``workers`` processes, when > 0), and the raw per-step / per-epoch-end /
 final seconds of each. BP and DFA only: the bridges (SB, CB) have no replica path yet.
 
-Runtime: smoke ~5 s on a 2-core CPU (measured; its numbers are CPU numbers at shrunken
-evaluation sizes, not paper estimates); paper, 5 rows, a few minutes on one H100 (estimate).
+Runtime: smoke ~3 s wall on a 2-core CPU including start-up (measured, OMP_NUM_THREADS=1; its
+numbers are CPU numbers at shrunken evaluation sizes, not paper estimates); paper, 5 rows, a few
+minutes on one H100 (estimate, not measured).
 
     python -m potlib run bench --profile smoke     # or: python -m potlib bench
     python -m potlib run bench --profile paper --force
@@ -78,7 +79,7 @@ def run(cfg: BenchConfig) -> Outcome:
 
     if cfg.workers > 0:
         step = bench.time_workers(base, cfg.workload, n_test, device, cfg.workers, cfg.steps, cfg.warmup)
-        tw = dict(step_s=step, epoch_end_s=m["baseline_epoch_end_s"], final_s=m["baseline_final_s"])
+        tw = {"step_s": step, "epoch_end_s": m["baseline_epoch_end_s"], "final_s": m["baseline_final_s"]}
         m["workers_runs_per_hour"] = bench.runs_per_hour(w, tw, cfg.workers)
         m["workers_step_s"] = step
         m["workers_speedup"] = m["workers_runs_per_hour"] / m["baseline_runs_per_hour"]
