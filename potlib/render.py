@@ -85,6 +85,13 @@ def claims_table(claims: list[Claim]) -> pd.DataFrame:
     return pd.DataFrame([c.__dict__ for c in claims])[["chapter", "claim", "published", "ours", "verdict", "source", "evidence"]]
 
 
+def markdown_table(df: pd.DataFrame) -> str:
+    """A DataFrame as a Markdown table whose cells cannot break it (pipes, emphasis markers escaped)."""
+    esc = df.astype(str).apply(lambda col: col.map(lambda v: v.replace("|", "\\|").replace("_", "\\_").replace("*", "\\*")))
+    esc.columns = [str(c).replace("_", "\\_") for c in esc.columns]
+    return esc.to_markdown(index=False)
+
+
 def save_figure(fig, name: str) -> Path | None:
     """Figures are shown inline by the notebook; nothing is written unless POTLIB_FIGURES is set."""
     import os
