@@ -45,6 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--slurm-timeout-min", type=int, default=60, help="time limit per array task, minutes")
     r.add_argument("--slurm-array-parallelism", type=int, default=64, help="array tasks running at once")
     r.add_argument("--slurm-cluster", default=None, help=argparse.SUPPRESS)  # 'debug' runs in-process (tests)
+    r.add_argument("--allow-cpu", action="store_true", help="let a GPU experiment's paper profile run without a GPU (use a separate --results-dir)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
 
     s = sub.add_parser("status", help="rows present vs expected, per experiment and profile")
@@ -88,7 +89,7 @@ def _cmd_run(a: argparse.Namespace) -> int:
         raise ValueError(f"--shard {a.shard!r} is not allowed: expected K/N, e.g. 0/2") from None
     report = run_sweep(
         a.experiment, a.profile, executor=a.executor, root=a.results_dir, force=a.force,
-        workers=a.workers, progress=not a.quiet, slurm=slurm, shard=shard,
+        workers=a.workers, progress=not a.quiet, slurm=slurm, shard=shard, allow_cpu=a.allow_cpu,
     )
     print(report)
     return 1 if report.failed else 0
@@ -117,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
 
             return bench_command(args.profile, args.workload, args.replicas, args.steps, args.workers, args.results_dir)
         return _cmd_status(args)
-    except (experiments.UnknownExperimentError, experiments.UnknownProfileError, ValueError, TypeError) as e:
+    except (experiments.UnknownExperimentError, experiments.UnknownProfileError, ValueError, TypeError, RuntimeError) as e:
         print(f"potlib: error: {e}", file=sys.stderr)
         return 2
 

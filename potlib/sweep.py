@@ -160,6 +160,7 @@ def run_sweep(
     progress: bool = True,
     slurm: dict[str, Any] | None = None,
     shard: tuple[int, int] = (0, 1),
+    allow_cpu: bool = False,
 ) -> SweepReport:
     """Run every config of ``profile`` that has no done row under ``root``.
 
@@ -172,8 +173,14 @@ def run_sweep(
     k, n_shards = shard
     if not (isinstance(k, int) and isinstance(n_shards, int) and n_shards >= 1 and 0 <= k < n_shards):
         raise ValueError(f"shard = {k}/{n_shards} is not allowed: expected K/N with 0 <= K < N")
-    root = Path(root or default_root(profile))
     exp = experiments.get(name)
+    if profile == "paper" and exp.uses_gpu and not allow_cpu and executor != "slurm" and not torch.cuda.is_available():
+        # A GPU chapter's paper rows from a CPU would pass off a different budget and device as the book's.
+        raise RuntimeError(
+            f"paper rows of {name!r} must come from a CUDA GPU and none is available here; "
+            "run it on a GPU machine (or pass --allow-cpu with a separate --results-dir for a CPU trial)"
+        )
+    root = Path(root or default_root(profile))
     configs, todo = missing_configs(name, profile, root, force)
     if n_shards > 1:
         mine = {cfg_id(name, c) for i, c in enumerate(configs) if i % n_shards == k}

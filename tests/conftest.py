@@ -34,3 +34,14 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture
+def iso(tmp_path, monkeypatch):
+    """An empty data root and cache, downloads off."""
+    monkeypatch.setenv("POTLIB_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("POTLIB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("POTLIB_DATA_CACHE", raising=False)
+    monkeypatch.delenv("POTLIB_ALLOW_DOWNLOAD", raising=False)
+    (tmp_path / "data").mkdir()
+    return tmp_path

@@ -160,3 +160,10 @@ def test_shards_partition_the_grid(toy_env):
     with pytest.raises(ValueError, match="shard = 2/2 is not allowed"):
         run_sweep("toy", "smoke", root=root, progress=False, shard=(2, 2))
     assert cli(["run", "toy", "--shard", "1of2"]) == 2
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the CPU-only guard")
+def test_gpu_paper_grid_refuses_cpu(capsys, tmp_path):
+    assert cli(["run", "credit_ladder", "--profile", "paper", "--results-dir", str(tmp_path), "--quiet"]) == 2
+    assert "must come from a CUDA GPU" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())

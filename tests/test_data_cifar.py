@@ -26,14 +26,6 @@ OUTER_DATA_CACHE = os.environ.get("POTLIB_DATA_CACHE") or str(
 )
 
 
-@pytest.fixture
-def iso(tmp_path, monkeypatch):
-    monkeypatch.setenv("POTLIB_DATA", str(tmp_path / "data"))
-    monkeypatch.setenv("POTLIB_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("POTLIB_DATA_CACHE", raising=False)
-    monkeypatch.delenv("POTLIB_ALLOW_DOWNLOAD", raising=False)
-    (tmp_path / "data").mkdir()
-    return tmp_path
 
 
 def _fake_batches(folder: Path, n: int = 4) -> dict[str, np.ndarray]:

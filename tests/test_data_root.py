@@ -19,15 +19,6 @@ HAS_SHARED = (SHARED / "SHA256SUMS").is_file()
 needs_shared = pytest.mark.skipif(not HAS_SHARED, reason=f"dataset archives not found at {SHARED}")
 
 
-@pytest.fixture
-def iso(tmp_path, monkeypatch):
-    """An empty data root and cache, downloads off."""
-    monkeypatch.setenv("POTLIB_DATA", str(tmp_path / "data"))
-    monkeypatch.setenv("POTLIB_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("POTLIB_DATA_CACHE", raising=False)
-    monkeypatch.delenv("POTLIB_ALLOW_DOWNLOAD", raising=False)
-    (tmp_path / "data").mkdir()
-    return tmp_path
 
 
 def _tiny_tar(path: Path, files: dict[str, bytes]) -> str:
