@@ -207,6 +207,20 @@ class _Bridge(CreditRule):
     def in_warmup(self, progress: float) -> bool:
         return progress < self.wr
 
+    def credit_objective(self, h: Tensor, t: Tensor, s: Tensor, h_last: Tensor | None, p: Pass) -> Tensor:
+        """A scalar whose gradient with respect to the stacked states ``h`` is the credit."""
+        raise NotImplementedError
+
+    def credit(self, model, p, progress=1.0):
+        if self.in_warmup(progress):
+            return self.warmup.credit(model, p)
+        L1, b = self.n_layers + 1, p.hs[0].shape[0]
+        t, s, h_last = self._inputs(p, range(L1))
+        with torch.enable_grad():
+            h = torch.cat(p.hs).requires_grad_(True)  # (L1*B, d)
+            (a,) = torch.autograd.grad(self.credit_objective(h, t, s, h_last, p), h)
+        return a.view(L1, b, -1)
+
 
 class StateBridge(_Bridge):
     """State bridge [reconstructed]: ``G_ψ([LN(h_l), emb(t_l), s]) ≈ h_L``; ``a_l = J_Gᵀ δ_L``.
@@ -226,16 +240,10 @@ class StateBridge(_Bridge):
     def predict(self, h, t, s, h_last):
         return self.net(h, t, s, h_last)  # (N, d)
 
-    def credit(self, model, p, progress=1.0):
-        if self.in_warmup(progress):
-            return self.warmup.credit(model, p)
-        L1, b = self.n_layers + 1, p.hs[0].shape[0]
-        t, s, h_last = self._inputs(p, range(L1))
-        with torch.enable_grad():
-            h = torch.cat(p.hs).requires_grad_(True)  # (L1*B, d)
-            g = self.predict(h, t, s, h_last)  # (L1*B, d)
-            (a,) = torch.autograd.grad((g * p.delta_L.repeat(L1, 1)).sum(), h)
-        return a.view(L1, b, -1)
+    def credit_objective(self, h, t, s, h_last, p):
+        # a_l = J_Gᵀ δ_L is the gradient of <G(h_l), δ_L> with respect to h_l
+        g = self.predict(h, t, s, h_last)  # (L1*B, d)
+        return (g * p.delta_L.repeat(h.shape[0] // p.delta_L.shape[0], 1)).sum()
 
     def aux_loss(self, p):
         L1 = self.n_layers + 1
@@ -271,15 +279,8 @@ class CreditBridge(_Bridge):
         self.value = CondNet(d, n_layers + 1, self.s_dim, 1, width, self.proj)
         self.target = copy.deepcopy(self.value).requires_grad_(False)
 
-    def credit(self, model, p, progress=1.0):
-        if self.in_warmup(progress):
-            return self.warmup.credit(model, p)
-        L1, b = self.n_layers + 1, p.hs[0].shape[0]
-        t, s, h_last = self._inputs(p, range(L1))
-        with torch.enable_grad():
-            h = torch.cat(p.hs).requires_grad_(True)  # (L1*B, d)
-            (a,) = torch.autograd.grad(self.value(h, t, s, h_last).sum(), h)
-        return a.view(L1, b, -1)
+    def credit_objective(self, h, t, s, h_last, p):
+        return self.value(h, t, s, h_last).sum()  # a_l = ∇_h V_φ
 
     @torch.no_grad()
     def bridge_target(self, p: Pass) -> Tensor:

@@ -60,5 +60,4 @@ EXPERIMENT = Experiment(
     run=run,
     chapter="credit_assignment",
     uses_gpu=True,
-    replicas=True,  # BP and DFA configs batch as stacked replicas (potlib.credit.replicas)
 )
