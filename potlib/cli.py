@@ -45,6 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--slurm-timeout-min", type=int, default=60, help="time limit per array task, minutes")
     r.add_argument("--slurm-array-parallelism", type=int, default=64, help="array tasks running at once")
     r.add_argument("--slurm-cluster", default=None, help=argparse.SUPPRESS)  # 'debug' runs in-process (tests)
+    r.add_argument("--time-budget", type=float, default=None, help="seconds after which no new run starts (inline/replicas); rerun to resume")
     r.add_argument("--allow-cpu", action="store_true", help="let a GPU experiment's paper profile run without a GPU (use a separate --results-dir)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -90,6 +91,7 @@ def _cmd_run(a: argparse.Namespace) -> int:
     report = run_sweep(
         a.experiment, a.profile, executor=a.executor, root=a.results_dir, force=a.force,
         workers=a.workers, progress=not a.quiet, slurm=slurm, shard=shard, allow_cpu=a.allow_cpu,
+        time_budget=a.time_budget,
     )
     print(report)
     return 1 if report.failed else 0

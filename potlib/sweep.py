@@ -161,11 +161,14 @@ def run_sweep(
     slurm: dict[str, Any] | None = None,
     shard: tuple[int, int] = (0, 1),
     allow_cpu: bool = False,
+    time_budget: float | None = None,
 ) -> SweepReport:
     """Run every config of ``profile`` that has no done row under ``root``.
 
     ``shard=(k, n)`` keeps the configs whose position in the grid is k modulo n, so n independent
     processes (or machines sharing the result folder) split a grid without coordination.
+    ``time_budget`` (seconds; inline and replicas executors) stops starting new runs once it is spent,
+    so a time-limited machine ends cleanly and a rerun resumes where it stopped.
     """
     experiments.check_profile(profile)
     if executor not in EXECUTORS:
@@ -187,6 +190,14 @@ def run_sweep(
         configs = [c for c in configs if cfg_id(name, c) in mine]
         todo = [c for c in todo if cfg_id(name, c) in mine]
     statuses: dict[str, int] = {}
+    t0 = time.perf_counter()
+
+    def out_of_time() -> bool:
+        if time_budget is not None and time.perf_counter() - t0 > time_budget:
+            tqdm.write(f"{name}: time budget of {time_budget:.0f} s spent; rerun to resume")
+            return True
+        return False
+
     bar = tqdm(total=len(todo), desc=f"{name}[{profile}]", disable=not progress or not todo, unit="run")
 
     def done(result: dict) -> None:
@@ -198,8 +209,9 @@ def run_sweep(
 
     if executor == "inline":
         for c in todo:
-            row = run_one(name, c, profile, root)
-            done(row)
+            if out_of_time():
+                break
+            done(run_one(name, c, profile, root))
     elif executor == "local":
         n_gpu = torch.cuda.device_count()
         per_device = workers or (1 if n_gpu else max(1, (os.cpu_count() or 2) // 2))
@@ -223,16 +235,20 @@ def run_sweep(
 
             groups, rest = replica_groups(todo, max_replicas=workers or 64)
         for group in groups:
+            if out_of_time():
+                break
             for row in run_group(name, group, profile, root):
                 done(row)
         for c in rest:
+            if out_of_time():
+                break
             done(run_one(name, c, profile, root))
     else:
         done_results = _run_slurm(name, todo, profile, root, slurm or {})
         for r in done_results:
             done(r)
     bar.close()
-    return SweepReport(name, profile, len(configs), len(configs) - len(todo), len(todo), statuses)
+    return SweepReport(name, profile, len(configs), len(configs) - len(todo), sum(statuses.values()), statuses)
 
 
 def _run_slurm(name: str, todo: list[Config], profile: str, root: Path, opts: dict[str, Any]) -> list[dict]:

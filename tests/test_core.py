@@ -167,3 +167,11 @@ def test_gpu_paper_grid_refuses_cpu(capsys, tmp_path):
     assert cli(["run", "credit_ladder", "--profile", "paper", "--results-dir", str(tmp_path), "--quiet"]) == 2
     assert "must come from a CUDA GPU" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+def test_time_budget_stops_cleanly_and_resumes(toy_env):
+    root = toy_env / "res"
+    first = run_sweep("toy", "paper", root=root, progress=False, time_budget=0.5, allow_cpu=True)
+    assert 1 <= first.ran < 8 and first.statuses == {"ok": first.ran}
+    rest = run_sweep("toy", "paper", root=root, progress=False)
+    assert first.ran + rest.ran == 8 and len(ResultStore(root).rows("toy")) == 8
