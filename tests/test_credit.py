@@ -13,12 +13,19 @@ import torch.nn.functional as F
 from potlib.config import ConfigError
 from potlib.credit.metrics import credit_metrics, gamma_per_layer, pearson
 from potlib.credit.rules import (
-    METHODS, S_TYPES, CreditBridge, CreditRule, local_surrogate, make_rule, normalise_credit,
+    METHODS,
+    S_TYPES,
+    CreditBridge,
+    CreditRule,
+    local_surrogate,
+    make_rule,
+    normalise_credit,
     terminal_pass,
 )
 from potlib.credit.teacher import make_ladder, phi
 from potlib.credit.train import CreditConfig, train
 from potlib.models.resmlp import ResMLP, true_state_grads
+from potlib.provenance import REPO_ROOT
 
 D, L, C, B = 16, 3, 5, 32
 
@@ -239,7 +246,8 @@ def test_cifar_code_path_on_fake_data():
 
 
 def _cifar_available() -> str | None:
-    root = os.environ.get("POTLIB_DATA") or ("/work/shared/datasets" if Path("/work/shared/datasets").is_dir() else None)
+    shared = REPO_ROOT.parent / "shared" / "datasets"  # the checkout's sibling shared/ folder, as in CI
+    root = os.environ.get("POTLIB_DATA") or (str(shared) if shared.is_dir() else None)
     if root is None or not (Path(root) / "cifar10_jpeg_q75.tar.gz").exists() and not (Path(root) / "cifar-10-batches-py").exists():
         return None
     return root

@@ -12,7 +12,13 @@ import pytest
 import torch
 
 from potlib.config import ConfigError
-from potlib.hrm_train import HRMTrainConfig, act_halting, load_data, random_symmetry, synthetic_split
+from potlib.hrm_train import (
+    HRMTrainConfig,
+    act_halting,
+    load_data,
+    random_symmetry,
+    synthetic_split,
+)
 from potlib.models.hrm import (
     HRM,
     HRMACT,
@@ -22,9 +28,15 @@ from potlib.models.hrm import (
     sequence_loss,
     stablemax_cross_entropy,
 )
-from potlib.models.hrm_blocks import HRMBlock, RotaryEmbedding, TokenEmbedding, apply_rotary, rms_norm, trunc_normal_init_
-
-
+from potlib.models.hrm_blocks import (
+    HRMBlock,
+    RotaryEmbedding,
+    TokenEmbedding,
+    apply_rotary,
+    rms_norm,
+    trunc_normal_init_,
+)
+from potlib.provenance import REPO_ROOT
 
 
 def tiny_hrm(**kw) -> HRM:
@@ -328,7 +340,8 @@ def test_hrm_dynamics_arrays(pr_states):
     assert 1 <= metrics["pr_zH_untrained"] <= bound + 1e-6 and 1 <= metrics["pr_zL_untrained"] <= bound + 1e-6
 
 
-_DATA = os.environ.get("POTLIB_DATA") or ("/work/shared/datasets" if Path("/work/shared/datasets").exists() else None)
+_SHARED = REPO_ROOT.parent / "shared" / "datasets"  # the checkout's sibling shared/ folder, as in CI
+_DATA = os.environ.get("POTLIB_DATA") or (str(_SHARED) if _SHARED.exists() else None)
 _HAS_SUDOKU = importlib.util.find_spec("potlib.data.sudoku") is not None
 
 
