@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from potlib import experiments, provenance
 from potlib.config import Config, cfg_id
-from potlib.results import DONE_STATUSES, CorruptRowError, MissingResultsError, ResultStore, default_root
+from potlib.results import DONE_STATUSES, CorruptRowError, MissingResultsError, ResultStore, default_root, rows_to_frame
 
 EXECUTORS = ("inline", "local", "slurm", "replicas")
 
@@ -287,22 +287,21 @@ def ensure_rows(name: str, profile: str, recompute: bool = False, root: Path | s
     exp = experiments.get(name)
     if recompute or profile == "smoke":
         run_sweep(name, profile, root=root, progress=False)
-    configs, todo = missing_configs(name, profile, root)
-    if todo:
-        store = ResultStore(root)
-        failed = [r for r in store.rows(name) if r["status"] == "failed" and r["cfg_id"] in {cfg_id(name, c) for c in todo}]
+    ids = [cfg_id(name, c) for c in exp.configs(profile)]
+    rows = {r["cfg_id"]: r for r in ResultStore(root).rows(name)}  # read once, used for all checks below
+    missing = [i for i in ids if rows.get(i, {}).get("status") not in DONE_STATUSES]
+    if missing:
+        failed = [rows[i] for i in missing if i in rows]  # present but not done: status "failed"
         if failed:
             first = (failed[0].get("error") or "").splitlines()[0]
             raise RuntimeError(f"{len(failed)} {profile!r} runs of {name!r} failed; the first: {first}")
-        ids = [cfg_id(name, c) for c in todo]
-        shown = ", ".join(ids[:8]) + (f" and {len(ids) - 8} more" if len(ids) > 8 else "")
+        shown = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
         where = "on a CUDA GPU " if exp.uses_gpu else ""
         raise MissingResultsError(
-            f"{len(todo)} of {len(configs)} {profile!r} rows of {name!r} are missing under {root / name} "
+            f"{len(missing)} of {len(ids)} {profile!r} rows of {name!r} are missing under {root / name} "
             f"({shown}). Produce them {where}with: python -m potlib run {name} --profile {profile}"
         )
-    store = ResultStore(root)
-    return store.frame(name, [cfg_id(name, c) for c in configs])
+    return rows_to_frame([rows[i] for i in ids])
 
 
 def status_frame(profiles=experiments.PROFILES, root: Path | str | None = None):
