@@ -45,6 +45,17 @@ from potlib.models.poh import GradMode, PoHBlock, VanillaBlock, deep_supervision
 
 BlockKind = Literal["vanilla", "poh"]
 DSReadout = Literal["routed", "block"]
+BatchOrder = Literal["file", "length_buckets"]
+BATCH_ORDER_DOC = """How sentences are grouped into batches (a named choice; the words seen per epoch are the same).
+
+- ``file``: consecutive sentences in file order, never shuffled (the original recipe). Measured on UD
+  EWT train: padding is 2.9x the real words, and the cost of a step grows with the longest sentence.
+- ``length_buckets`` (ours, for the 2-core ``cpu`` budget): sentences sorted by length (stable), cut
+  into consecutive batches; the batch order of each training epoch is a permutation drawn from
+  ``seed`` + epoch, so no length curriculum is imposed. Evaluation batches are the sorted ones.
+  Because the original block attends over padding, batching changes outputs slightly: rows record
+  ``batch_order``.
+"""
 
 
 def sentence_fields(s) -> tuple[Sequence[str], Sequence[int], Sequence[bool]]:
@@ -74,6 +85,8 @@ class Parser(nn.Module):
         n_heads: int = 8,
         d_ff: int = 2048,
         block_padding_mask: bool = False,
+        halting: str = "fixed",
+        ent_threshold: float = 0.8,
     ):
         super().__init__()
         if block not in ("vanilla", "poh"):
@@ -81,7 +94,8 @@ class Parser(nn.Module):
         self.encoder = WordEncoder(encoder)
         d = self.encoder.hidden_size
         if block == "poh":
-            self.block = PoHBlock(d, n_heads, d_ff, max_inner_iters, grad_mode, routing_tau, routing_topk)
+            self.block = PoHBlock(d, n_heads, d_ff, max_inner_iters, grad_mode, routing_tau, routing_topk,
+                                  halting=halting, ent_threshold=ent_threshold)
         else:
             self.block = VanillaBlock(d, n_heads, d_ff)
         self.pointer = BiaffinePointer(d)
@@ -107,7 +121,8 @@ class Parser(nn.Module):
         else:
             loss = pointer_loss(logits, gold, mask)
         # aux (and with it, under last_detach, the early iterations' graphs) dies when we return.
-        return {"loss": loss, "logits": logits, "mask": mask, "gold": gold, "block_input": X}
+        iters = aux.get("inner_iters_used", 1)  # iterations the block actually ran (1 for vanilla)
+        return {"loss": loss, "logits": logits, "mask": mask, "gold": gold, "block_input": X, "iters": iters}
 
 
 def param_groups(model: Parser, lr: float, controller_mult: float, other_mult: float) -> list[dict]:
@@ -126,20 +141,35 @@ def param_groups(model: Parser, lr: float, controller_mult: float, other_mult: f
     ]
 
 
-def batches(sents: Sequence, batch_size: int):
-    """Consecutive batches in the given order (the original never shuffles); last one may be short."""
-    for i in range(0, len(sents), batch_size):
-        chunk = [sentence_fields(s) for s in sents[i : i + batch_size]]
+def batches(sents: Sequence, batch_size: int, order: BatchOrder = "file", shuffle_seed: int | None = None):
+    """Batches of (words, heads, punct flags); see ``BATCH_ORDER_DOC``. The last one may be short.
+
+    ``shuffle_seed`` (``length_buckets`` only): permute the batch order with this seed; None keeps the
+    sorted order (evaluation).
+    """
+    if order not in ("file", "length_buckets"):
+        raise ValueError(f"order = {order!r} is not allowed; allowed: 'file', 'length_buckets'")
+    idx = list(range(len(sents)))
+    if order == "length_buckets":
+        idx.sort(key=lambda i: len(sentence_fields(sents[i])[0]))  # stable: ties keep file order
+    starts = list(range(0, len(idx), batch_size))
+    if order == "length_buckets" and shuffle_seed is not None:
+        perm = np.random.default_rng(shuffle_seed).permutation(len(starts))
+        starts = [starts[k] for k in perm]
+    for i in starts:
+        chunk = [sentence_fields(sents[j]) for j in idx[i : i + batch_size]]
         yield [c[0] for c in chunk], [c[1] for c in chunk], [c[2] for c in chunk]
 
 
 @torch.no_grad()
-def evaluate(model: Parser, sents: Sequence, batch_size: int) -> dict:
-    """UAS over all words and over non-punctuation words, in eval mode."""
+def evaluate(model: Parser, sents: Sequence, batch_size: int, order: BatchOrder = "file") -> dict:
+    """UAS over all words and over non-punctuation words, in eval mode; mean inner iterations run."""
     model.eval()
     correct = total = correct_np = total_np = 0
-    for words, heads, punct in batches(sents, batch_size):
+    iters = []
+    for words, heads, punct in batches(sents, batch_size, order):
         out = model(words, heads)
+        iters.append(out["iters"])
         pred = out["logits"].argmax(-1)  # (B, N)
         mask = out["mask"]
         hit = (pred == out["gold"]) & mask
@@ -154,6 +184,7 @@ def evaluate(model: Parser, sents: Sequence, batch_size: int) -> dict:
         "uas": correct / total if total else float("nan"),
         "uas_no_punct": correct_np / total_np if total_np else float("nan"),
         "words": total,
+        "mean_inner_iters": float(np.mean(iters)) if iters else float("nan"),
     }
 
 
@@ -194,6 +225,7 @@ class TrainResult:
     model_peaks: list[int] = field(default_factory=list)
     block_peaks: list[int] = field(default_factory=list)
     dev_per_epoch: list[dict] = field(default_factory=list)  # evaluate() after each epoch
+    inner_iters: list[int] = field(default_factory=list)  # iterations the block ran, per step
     memory_kind: str = ""
     diverged: bool = False
     seconds: float = 0.0
@@ -213,16 +245,21 @@ def train(
     other_mult: float = 2.0,
     memory_every: int = 1,
     device: torch.device | str = "cpu",
+    batch_order: BatchOrder = "file",
+    seed: int = 0,
 ) -> TrainResult:
-    """Train with the published recipe; dev UAS after each epoch (as the original logs it)."""
+    """Train with the published recipe; dev UAS after each epoch (as the original logs it).
+
+    ``batch_order``: see ``BATCH_ORDER_DOC`` (``seed`` draws the bucket order of each epoch).
+    """
     device = torch.device(device)
     model.to(device).train()
     opt = torch.optim.AdamW(param_groups(model, lr, controller_mult, other_mult), lr=lr, weight_decay=weight_decay)
     res = TrainResult()
     start = time.perf_counter()
     step = 0
-    for _ in range(epochs):
-        for words, heads, _p in batches(train_sents, batch_size):
+    for epoch in range(epochs):
+        for words, heads, _p in batches(train_sents, batch_size, batch_order, shuffle_seed=seed * 1000 + epoch):
             opt.zero_grad(set_to_none=True)
             measure = memory_every > 0 and step % memory_every == 0
             if measure:
@@ -242,6 +279,7 @@ def train(
                 torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
             value = float(loss.detach())
             res.losses.append(value)
+            res.inner_iters.append(int(out["iters"]))
             del out, loss
             if not math.isfinite(value):
                 res.diverged = True
@@ -249,7 +287,7 @@ def train(
                 return res
             opt.step()
             step += 1
-        res.dev_per_epoch.append(evaluate(model, dev_sents, batch_size))
+        res.dev_per_epoch.append(evaluate(model, dev_sents, batch_size, batch_order))
     res.seconds = time.perf_counter() - start
     return res
 

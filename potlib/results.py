@@ -1,7 +1,7 @@
 """The result store: one JSON row per config, arrays beside it, loaded into pandas with validation.
 
 Layout: ``<root>/<experiment>/<cfg_id>.json`` and, when a run has arrays, ``<cfg_id>.npz``.
-``paper`` rows live in the repository's ``data/results`` (committed); ``smoke`` rows live in a
+``cpu`` and ``gpu`` rows live in the repository's ``data/results`` (committed); ``smoke`` rows live in a
 cache folder so that tests and smoke notebooks never touch committed data.
 
 Writes are atomic (temporary file in the same folder, fsync, ``os.replace``): a sweep killed at any
@@ -63,8 +63,8 @@ def cache_dir() -> Path:
 
 
 def default_root(profile: str) -> Path:
-    """Where rows of ``profile`` live: committed ``data/results`` for paper, a cache for smoke."""
-    if profile == "paper":
+    """Where rows of ``profile`` live: committed ``data/results`` for cpu and gpu, a cache for smoke."""
+    if profile in ("cpu", "gpu"):
         return Path(os.environ.get("POTLIB_RESULTS", REPO_ROOT / "data" / "results"))
     return cache_dir() / f"results-{profile}"
 

@@ -177,10 +177,10 @@ def run_sweep(
     if not (isinstance(k, int) and isinstance(n_shards, int) and n_shards >= 1 and 0 <= k < n_shards):
         raise ValueError(f"shard = {k}/{n_shards} is not allowed: expected K/N with 0 <= K < N")
     exp = experiments.get(name)
-    if profile == "paper" and exp.uses_gpu and not allow_cpu and executor != "slurm" and not torch.cuda.is_available():
-        # A GPU chapter's paper rows from a CPU would pass off a different budget and device as the book's.
+    if profile == "gpu" and exp.uses_gpu and not allow_cpu and executor != "slurm" and not torch.cuda.is_available():
+        # gpu rows from a CPU would pass off a different budget and device as the GPU grid's.
         raise RuntimeError(
-            f"paper rows of {name!r} must come from a CUDA GPU and none is available here; "
+            f"gpu rows of {name!r} must come from a CUDA GPU and none is available here; "
             "run it on a GPU machine (or pass --allow-cpu with a separate --results-dir for a CPU trial)"
         )
     root = Path(root or default_root(profile))
@@ -276,7 +276,7 @@ def _run_slurm(name: str, todo: list[Config], profile: str, root: Path, opts: di
 def ensure_rows(name: str, profile: str, recompute: bool = False, root: Path | str | None = None):
     """Rows of ``profile`` as a DataFrame for a notebook.
 
-    ``smoke`` (or ``recompute=True``) runs whatever is missing first; ``paper`` without recompute
+    ``smoke`` (or ``recompute=True``) runs whatever is missing first; ``cpu``/``gpu`` without recompute
     renders committed rows only and raises :class:`MissingResultsError` naming the missing configs
     and the command that produces them.
     """
@@ -296,7 +296,7 @@ def ensure_rows(name: str, profile: str, recompute: bool = False, root: Path | s
             first = (failed[0].get("error") or "").splitlines()[0]
             raise RuntimeError(f"{len(failed)} {profile!r} runs of {name!r} failed; the first: {first}")
         shown = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
-        where = "on a CUDA GPU " if exp.uses_gpu else ""
+        where = "on a CUDA GPU " if exp.uses_gpu and profile == "gpu" else ""
         raise MissingResultsError(
             f"{len(missing)} of {len(ids)} {profile!r} rows of {name!r} are missing under {root / name} "
             f"({shown}). Produce them {where}with: python -m potlib run {name} --profile {profile}"

@@ -16,12 +16,13 @@ import numpy as np
 
 from potlib.config import Config
 
-PROFILES = ("smoke", "paper")
+PROFILES = ("smoke", "cpu", "gpu")  # seconds for CI; backs the book on 2 cores; one GPU
 
 # name -> module path. Order is the book's order.
 REGISTRY: dict[str, str] = {
     "ud_protocol_overlap": "potlib.experiments.ud_protocol_overlap",
     "poh_gradient_modes": "potlib.experiments.poh_gradient_modes",
+    "poh_memory": "potlib.experiments.poh_memory",
     "gradient_modes_theory": "potlib.experiments.gradient_modes_theory",
     "hrm_depth_width": "potlib.experiments.hrm_depth_width",
     "hrm_layers_computed": "potlib.experiments.hrm_layers_computed",
@@ -59,7 +60,7 @@ class Experiment:
     profiles: dict[str, Callable[[], list[Config]]]
     run: Callable[[Config], Outcome]
     chapter: str = ""
-    uses_gpu: bool = False  # True: paper rows must come from a CUDA device
+    uses_gpu: bool = False  # True: its gpu profile rows must come from a CUDA device
     replicas: bool = False  # True: `--executor replicas` may train same-shaped configs together
 
     def configs(self, profile: str) -> list[Config]:

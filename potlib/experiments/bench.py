@@ -90,7 +90,7 @@ def _smoke() -> list[Config]:
     return [BenchConfig(replicas=4, steps=10, warmup=2, n_test=256, metric_samples=64)]
 
 
-def _paper() -> list[Config]:
+def _gpu() -> list[Config]:
     return ([BenchConfig(workload="ladder_L4", replicas=r, workers=4 if r == 32 else 0) for r in (8, 32, 96)]
             + [BenchConfig(workload="cifar_L12", replicas=r, workers=2 if r == 4 else 0) for r in (4, 12)])
 
@@ -99,7 +99,7 @@ EXPERIMENT = Experiment(
     name="bench",
     title="Benchmark: credit-run throughput, one at a time vs replicas vs worker processes",
     config_cls=BenchConfig,
-    profiles={"smoke": _smoke, "paper": _paper},
+    profiles={"smoke": _smoke, "gpu": _gpu},
     run=run,
     chapter="",
     uses_gpu=True,

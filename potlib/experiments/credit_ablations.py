@@ -47,7 +47,7 @@ def _smoke() -> list[Config]:
     return grid(SMOKE_BASE.replace(method="CB"), s_type=S_TYPES)
 
 
-def _paper() -> list[Config]:
+def _gpu() -> list[Config]:
     base = LadderConfig(method="CB", alpha=1.0, n_layers=4)
     return [c.replace(seed=s) for c in settings(base) for s in SEEDS]
 
@@ -56,7 +56,7 @@ EXPERIMENT = Experiment(
     name="credit_ablations",
     title="Credit bridge ablations: conditioning code, terminal gradient matching, DFA warmup",
     config_cls=LadderConfig,
-    profiles={"smoke": _smoke, "paper": _paper},
+    profiles={"smoke": _smoke, "gpu": _gpu},
     run=run,
     chapter="credit_assignment",
     uses_gpu=True,

@@ -109,7 +109,7 @@ def _smoke() -> list[Config]:
     return grid(SMOKE_BASE, method=METHODS)
 
 
-def _paper() -> list[Config]:
+def _gpu() -> list[Config]:
     return grid(CifarConfig(seed=42), n_layers=(2, 4, 6, 8, 12), method=METHODS)
 
 
@@ -117,7 +117,7 @@ EXPERIMENT = Experiment(
     name="credit_cifar",
     title="CIFAR-10 depth scan: accuracy, Γ and ρ of BP/DFA/CB/SB vs depth",
     config_cls=CifarConfig,
-    profiles={"smoke": _smoke, "paper": _paper},
+    profiles={"smoke": _smoke, "gpu": _gpu},
     run=run,
     chapter="credit_assignment",
     uses_gpu=True,

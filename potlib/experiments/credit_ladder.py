@@ -77,7 +77,7 @@ def _smoke() -> list[Config]:
     return grid(SMOKE_BASE, method=METHODS)
 
 
-def _paper() -> list[Config]:
+def _gpu() -> list[Config]:
     return grid(LadderConfig(), alpha=(0.0, 0.25, 0.5, 1.0), n_layers=(2, 4, 8, 12), method=METHODS, seed=SEEDS)
 
 
@@ -85,7 +85,7 @@ EXPERIMENT = Experiment(
     name="credit_ladder",
     title="Synthetic nonlinearity ladder: Γ, ρ, accuracy of BP/DFA/SB/CB vs α and depth",
     config_cls=LadderConfig,
-    profiles={"smoke": _smoke, "paper": _paper},
+    profiles={"smoke": _smoke, "gpu": _gpu},
     run=run,
     chapter="credit_assignment",
     uses_gpu=True,

@@ -132,7 +132,7 @@ def _smoke() -> list[Config]:
     return grid(base, mode=("full", "frozen", "checkpoint"))
 
 
-def _paper() -> list[Config]:
+def _cpu() -> list[Config]:
     return grid(FrozenContextConfig(), mode=("full", "frozen", "checkpoint"), n_ctx=(64, 128, 256, 512, 1024))
 
 
@@ -140,7 +140,7 @@ EXPERIMENT = Experiment(
     name="frozen_context",
     title="Frozen context (cached K/V under no_grad) vs full backprop vs checkpointing",
     config_cls=FrozenContextConfig,
-    profiles={"smoke": _smoke, "paper": _paper},
+    profiles={"smoke": _smoke, "cpu": _cpu},
     run=run,
     chapter="gradient_flow",
 )

@@ -113,7 +113,7 @@ def _smoke() -> list[Config]:
     return _configs(base, (1e-2,), (0,))
 
 
-def _paper() -> list[Config]:
+def _cpu() -> list[Config]:
     return _configs(GradflowClippingConfig(), (1e-3, 1e-2), (0, 1, 2))
 
 
@@ -121,7 +121,7 @@ EXPERIMENT = Experiment(
     name="gradflow_clipping",
     title="Global-norm vs per-value gradient clipping on a post-norm stack",
     config_cls=GradflowClippingConfig,
-    profiles={"smoke": _smoke, "paper": _paper},
+    profiles={"smoke": _smoke, "cpu": _cpu},
     run=run,
     chapter="gradient_flow",
 )

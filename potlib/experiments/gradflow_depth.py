@@ -146,7 +146,7 @@ def _smoke() -> list[Config]:
     return grid(base, norm=("pre_norm", "post_norm", "no_residual"))
 
 
-def _paper() -> list[Config]:
+def _cpu() -> list[Config]:
     return grid(
         GradflowDepthConfig(),
         norm=("pre_norm", "post_norm", "no_residual"),
@@ -160,7 +160,7 @@ EXPERIMENT = Experiment(
     name="gradflow_depth",
     title="Per-layer gradient norms vs depth: pre-norm, post-norm, no residual",
     config_cls=GradflowDepthConfig,
-    profiles={"smoke": _smoke, "paper": _paper},
+    profiles={"smoke": _smoke, "cpu": _cpu},
     run=run,
     chapter="gradient_flow",
 )

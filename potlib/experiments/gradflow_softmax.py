@@ -81,7 +81,7 @@ def _smoke() -> list[Config]:
     return grid(GradflowSoftmaxConfig(n_keys=8, n_queries=16), d_k=(4, 64), scaled=(True, False))
 
 
-def _paper() -> list[Config]:
+def _cpu() -> list[Config]:
     return grid(GradflowSoftmaxConfig(), d_k=(4, 8, 16, 32, 64, 128, 256, 1024), scaled=(True, False), seed=(0, 1, 2))
 
 
@@ -89,7 +89,7 @@ EXPERIMENT = Experiment(
     name="gradflow_softmax",
     title="Softmax saturation and gradient to the query, with and without 1/sqrt(d_k)",
     config_cls=GradflowSoftmaxConfig,
-    profiles={"smoke": _smoke, "paper": _paper},
+    profiles={"smoke": _smoke, "cpu": _cpu},
     run=run,
     chapter="gradient_flow",
 )

@@ -195,11 +195,11 @@ def _smoke() -> list[TheoryConfig]:
     return grid(TheoryConfig(d=16, batch=16, power_iters=10), gamma=(0.3, 0.9), T=(1, 3))
 
 
-def _paper() -> list[TheoryConfig]:
+def _cpu() -> list[TheoryConfig]:
     return grid(TheoryConfig(), seed=(42, 123, 456), gamma=GAMMAS, T=TS)
 
 
-PROFILES = {"smoke": _smoke, "paper": _paper}
+PROFILES = {"smoke": _smoke, "cpu": _cpu}
 
 EXPERIMENT = Experiment(
     name="gradient_modes_theory",

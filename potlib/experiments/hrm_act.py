@@ -47,7 +47,7 @@ def _smoke() -> list[ACTConfig]:
     return grid(base, act=(False, True))
 
 
-def _paper() -> list[ACTConfig]:
+def _gpu() -> list[ACTConfig]:
     return grid(ACTConfig(), act=(False, True), halt_max_steps=(2, 4, 8))
 
 
@@ -59,7 +59,7 @@ EXPERIMENT = Experiment(
     name="hrm_act",
     title="HRM paper Fig 5: ACT vs fixed M, and inference-time scaling of M_max",
     config_cls=ACTConfig,
-    profiles={"smoke": _smoke, "paper": _paper},
+    profiles={"smoke": _smoke, "gpu": _gpu},
     run=run,
     chapter="3.2",
     uses_gpu=True,

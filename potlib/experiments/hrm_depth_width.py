@@ -49,7 +49,7 @@ def _smoke() -> list[DepthWidthConfig]:
     return grid(base, n_layers=(1, 2)) + [base.replace(hidden_size=48)]
 
 
-def _paper() -> list[DepthWidthConfig]:
+def _gpu() -> list[DepthWidthConfig]:
     base = DepthWidthConfig()
     depth = grid(base, n_layers=(4, 8, 16, 32))
     width = grid(base, hidden_size=(384, 512, 768))
@@ -64,7 +64,7 @@ EXPERIMENT = Experiment(
     name="hrm_depth_width",
     title="HRM paper Fig 2 (left): Transformer depth vs width on hard Sudoku",
     config_cls=DepthWidthConfig,
-    profiles={"smoke": _smoke, "paper": _paper},
+    profiles={"smoke": _smoke, "gpu": _gpu},
     run=run,
     chapter="3.2",
     uses_gpu=True,

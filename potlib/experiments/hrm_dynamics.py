@@ -145,7 +145,7 @@ def _smoke() -> list[DynamicsConfig]:
             base.replace(model="transformer", n_layers=3)]
 
 
-def _paper() -> list[DynamicsConfig]:
+def _gpu() -> list[DynamicsConfig]:
     base = DynamicsConfig()
     return [base, base.replace(model="recurrent_transformer", n_layers=4, loops=16),
             base.replace(model="transformer", n_layers=32)]
@@ -173,7 +173,7 @@ EXPERIMENT = Experiment(
     name="hrm_dynamics",
     title="HRM paper Figs 3 and 8: forward residuals, PCA trajectories, participation ratio",
     config_cls=DynamicsConfig,
-    profiles={"smoke": _smoke, "paper": _paper},
+    profiles={"smoke": _smoke, "gpu": _gpu},
     run=run,
     chapter="3.2",
     uses_gpu=True,

@@ -51,7 +51,7 @@ def _smoke() -> list[LayersComputedConfig]:
     ]
 
 
-def _paper() -> list[LayersComputedConfig]:
+def _gpu() -> list[LayersComputedConfig]:
     base = LayersComputedConfig()
     return (
         grid(base.replace(model="transformer"), n_layers=(4, 8, 16, 32))
@@ -68,7 +68,7 @@ EXPERIMENT = Experiment(
     name="hrm_layers_computed",
     title="HRM paper Fig 2 (right): Transformer vs Recurrent Transformer vs HRM by layers computed",
     config_cls=LayersComputedConfig,
-    profiles={"smoke": _smoke, "paper": _paper},
+    profiles={"smoke": _smoke, "gpu": _gpu},
     run=run,
     chapter="3.2",
     uses_gpu=True,

@@ -60,7 +60,7 @@ def _smoke() -> list[MemoryConfig]:
     return [base.replace(grad_mode=g, H_cycles=h, L_cycles=l) for g in ("one_step", "bptt") for h, l in ((1, 1), (2, 2))]
 
 
-def _paper() -> list[MemoryConfig]:
+def _gpu() -> list[MemoryConfig]:
     base = MemoryConfig()
     return [base.replace(grad_mode=g, H_cycles=h, L_cycles=l) for g in ("one_step", "bptt") for h, l in CYCLES]
 
@@ -104,7 +104,7 @@ EXPERIMENT = Experiment(
     name="hrm_memory",
     title="Peak memory of HRM's one-step gradient vs BPTT through all steps",
     config_cls=MemoryConfig,
-    profiles={"smoke": _smoke, "paper": _paper},
+    profiles={"smoke": _smoke, "gpu": _gpu},
     run=run,
     chapter="3.2",
     uses_gpu=True,

@@ -39,7 +39,7 @@ import torch
 from potlib.config import Config
 from potlib.experiments import Experiment, Outcome
 from potlib.models.encoder import DEFAULT_ENCODER, ORIGINAL_ENCODER
-from potlib.models.poh import GRAD_MODES, GradMode, PoHBlock
+from potlib.models.poh import GRAD_MODES, GradMode, Halting, PoHBlock
 from potlib.provenance import pick_device
 from potlib.sweep import Diverged, set_seed
 
@@ -55,6 +55,9 @@ class PoHGradModesConfig(Config):
     ds_readout: Literal["routed", "block"] = "routed"  # routed = the original (pointer on raw ctx_t)
     routing_topk: int = 0  # 0 = soft routing softmax(logits / tau); k > 0 = top-k Gumbel, ST
     routing_tau: float = 0.7  # routing temperature
+    halting: Halting = "fixed"  # fixed = [reconstructed]; entropy = the original's default (HALTING_DOC)
+    ent_threshold: float = 0.8  # nats; halting="entropy" stops when mean routing entropy is below
+    batch_order: Literal["file", "length_buckets"] = "file"  # file = published (BATCH_ORDER_DOC)
     encoder: str = DEFAULT_ENCODER  # local folder or hub name; default stands in for DistilBERT
     n_heads: int = 8  # attention heads of the block
     d_ff: int = 2048  # FFN width of the block
@@ -87,6 +90,9 @@ class PoHGradModesConfig(Config):
                          "'full' or 'last_detach' with deep supervision (no_grad iterations give no gradient)")
         self.require(0 <= self.routing_topk <= self.n_heads, "routing_topk", f"an int in [0, n_heads={self.n_heads}]")
         self.require(self.routing_tau > 0, "routing_tau", "a float > 0")
+        self.require(self.ent_threshold > 0, "ent_threshold", "a float > 0 (nats)")
+        if self.block == "vanilla":
+            self.require(self.halting == "fixed", "halting", "'fixed' for the vanilla block")
         self.require(bool(self.encoder), "encoder", "a local folder or hub name")
         self.require(self.n_heads >= 1, "n_heads", "an int >= 1")
         self.require(self.d_ff >= 1, "d_ff", "an int >= 1")
@@ -117,7 +123,7 @@ def _trained_gap(model, sents, cfg: PoHGradModesConfig) -> dict[str, float]:
 
     if not isinstance(model.block, PoHBlock) or not cfg.gap_T or not sents:
         return {}
-    words, heads, _ = next(batches(sents, cfg.batch_size))
+    words, heads, _ = next(batches(sents, cfg.batch_size, cfg.batch_order))
     model.eval()
     with torch.no_grad():
         X, mask = model.encoder(words)
@@ -160,10 +166,12 @@ def _run(cfg: PoHGradModesConfig, device: torch.device) -> Outcome:
         encoder=cfg.encoder, block=cfg.block, max_inner_iters=cfg.max_inner_iters, grad_mode=cfg.grad_mode,
         deep_supervision=cfg.deep_supervision, ds_readout=cfg.ds_readout, routing_topk=cfg.routing_topk,
         routing_tau=cfg.routing_tau, n_heads=cfg.n_heads, d_ff=cfg.d_ff, block_padding_mask=cfg.block_padding_mask,
+        halting=cfg.halting, ent_threshold=cfg.ent_threshold,
     ).to(device)
     res = train(model, tr, dev, lr=cfg.lr, weight_decay=cfg.weight_decay, clip=cfg.clip, batch_size=cfg.batch_size,
                 epochs=cfg.epochs, controller_mult=cfg.controller_lr_mult, other_mult=cfg.other_lr_mult,
-                memory_every=cfg.memory_every, device=device)
+                memory_every=cfg.memory_every, device=device, batch_order=cfg.batch_order, seed=cfg.seed)
+    iters = np.asarray(res.inner_iters, dtype=np.int64)
     info = model.encoder.info
     m_max, m_mean = summarize_memory(res.model_peaks)
     b_max, b_mean = summarize_memory(res.block_peaks)
@@ -184,19 +192,27 @@ def _run(cfg: PoHGradModesConfig, device: torch.device) -> Outcome:
         "peak_mem_block_max_bytes": b_max,
         "peak_mem_block_mean_bytes": b_mean,
         "memory_kind": res.memory_kind,
+        # iterations the block actually ran per training step (< T only under entropy halting)
+        "train_mean_inner_iters": float(iters.mean()) if iters.size else float("nan"),
+        "train_share_steps_one_iter": float((iters == 1).mean()) if iters.size else float("nan"),
+        # under last_* a loop that stopped before T leaves attention and controller without gradient
+        "train_share_steps_block_loop_no_grad": (
+            float((iters < cfg.max_inner_iters).mean()) if iters.size and cfg.grad_mode != "full" else 0.0),
     }
     artifacts = {
         "train_loss": np.asarray(res.losses, dtype=np.float32),
         "step_peak_model_bytes": np.asarray(res.model_peaks, dtype=np.int64),
         "step_peak_block_bytes": np.asarray(res.block_peaks, dtype=np.int64),
         "dev_uas_per_epoch": np.asarray([e["uas"] for e in res.dev_per_epoch], dtype=np.float64),
+        "train_inner_iters": iters,
     }
     if res.diverged:
         raise Diverged(f"non-finite training loss at step {len(res.losses)}", metrics, artifacts)
     d = res.dev_per_epoch[-1]  # the model is scored after its last epoch, as the original logs it
-    metrics.update(dev_uas=d["uas"], dev_uas_no_punct=d["uas_no_punct"], dev_words=d["words"])
+    metrics.update(dev_uas=d["uas"], dev_uas_no_punct=d["uas_no_punct"], dev_words=d["words"],
+                   dev_mean_inner_iters=d["mean_inner_iters"])
     if test:
-        t = evaluate(model, test, cfg.batch_size)
+        t = evaluate(model, test, cfg.batch_size, cfg.batch_order)
         metrics.update(test_uas=t["uas"], test_uas_no_punct=t["uas_no_punct"], test_words=t["words"])
     else:  # published protocol: no held-out split exists
         metrics.update(test_uas=None, test_uas_no_punct=None, test_words=0)
@@ -208,30 +224,52 @@ def _run(cfg: PoHGradModesConfig, device: torch.device) -> Outcome:
     )
 
 
-def _variants(T_full: int, T_last: tuple[int, ...]) -> list[dict]:
-    """vanilla; T=1; T_full full; each T in T_last with both last modes; T_full full + DS (2 readouts)."""
+def _variants(T_full: int, T_last: tuple[int, ...], last_modes: tuple[str, ...] = ("last_detach", "last_nograd"),
+              ds_readouts: tuple[str, ...] = ("routed", "block")) -> list[dict]:
+    """vanilla; T=1; T_full full; each T in T_last in each last mode; T_full full + DS per readout."""
     out = [dict(block="vanilla"), dict(block="poh", max_inner_iters=1),
            dict(block="poh", max_inner_iters=T_full, grad_mode="full")]
     for T in T_last:
-        out += [dict(block="poh", max_inner_iters=T, grad_mode=m) for m in GRAD_MODES if m != "full"]
+        out += [dict(block="poh", max_inner_iters=T, grad_mode=m) for m in last_modes]
     out += [dict(block="poh", max_inner_iters=T_full, grad_mode="full", deep_supervision=True, ds_readout=r)
-            for r in ("routed", "block")]
+            for r in ds_readouts]
     return out
+
+
+# The original's command-line defaults, never overridden by its documented commands: entropy halting
+# at 0.8 nats and hard top-2 Gumbel routing (SPEC section 4), for the table's T=3 full, 3 last, 5 last.
+ORIGINAL_DEFAULTS = [dict(block="poh", max_inner_iters=T, grad_mode=m, halting="entropy", routing_topk=2)
+                     for T, m in ((3, "full"), (3, "last_detach"), (5, "last_detach"))]
 
 
 def _smoke() -> list[PoHGradModesConfig]:
     base = PoHGradModesConfig(protocol="clean", batch_size=8, epochs=1, train_limit=16, eval_limit=8,
                               max_words=12, memory_every=2, gap_T=(2,), gap_power_iters=10)
     variants = _variants(2, (2,))[:-1]  # drop the second DS readout: same code path as the first
+    variants.append(dict(block="poh", max_inner_iters=2, grad_mode="last_detach", halting="entropy", routing_topk=2))
     return [base.replace(**v) for v in variants]
 
 
-def _paper() -> list[PoHGradModesConfig]:
+# The 2-core budget (issue 10): the first 1,500 training and 500 evaluation sentences of each protocol's
+# splits, drawn as the original draws them (so under ``published`` every scored sentence is trained on),
+# length-bucketed batches, memory measured every 10th step. last_detach and last_nograd give the same
+# gradient, so only the original's last_detach is trained; memory of every mode is measured without
+# training by ``poh_memory``.
+CPU_BASE = dict(train_limit=1500, eval_limit=500, batch_order="length_buckets", memory_every=10)
+
+
+def _cpu() -> list[PoHGradModesConfig]:
+    variants = _variants(3, (3, 5), last_modes=("last_detach",), ds_readouts=("routed",)) + ORIGINAL_DEFAULTS
+    return [PoHGradModesConfig(seed=s, protocol=p, **CPU_BASE, **v)
+            for p in ("published", "clean") for s in (42, 123, 456) for v in variants]
+
+
+def _gpu() -> list[PoHGradModesConfig]:
     return [PoHGradModesConfig(seed=s, protocol=p, **v)
-            for p in ("published", "clean") for s in (42, 123, 456) for v in _variants(3, (3, 5))]
+            for p in ("published", "clean") for s in (42, 123, 456) for v in _variants(3, (3, 5)) + ORIGINAL_DEFAULTS]
 
 
-PROFILES = {"smoke": _smoke, "paper": _paper}
+PROFILES = {"smoke": _smoke, "cpu": _cpu, "gpu": _gpu}
 
 EXPERIMENT = Experiment(
     name="poh_gradient_modes",

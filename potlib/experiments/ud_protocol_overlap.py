@@ -58,7 +58,7 @@ EXPERIMENT = Experiment(
     name="ud_protocol_overlap",
     title="Overlap of UD English EWT evaluation splits with training, per protocol",
     config_cls=UDOverlapConfig,
-    profiles={"smoke": _grid, "paper": _grid},
+    profiles={"smoke": _grid, "cpu": _grid},
     run=run,
     chapter="parser",
 )

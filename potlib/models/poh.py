@@ -3,8 +3,10 @@
 Source: Eran-BA/PoT, ``pointer_over_heads_transformer.py`` (``PointerMoHTransformerBlock``) as used
 by ``ab_ud_pointer_vs_baseline.py``; SPEC section 3.1. Only the settings of the parser experiments
 are kept: 8 heads, ``mask_concat`` combination, recurrent controller with ``mean`` summary, pre-norm,
-**fixed halting** (exactly ``max_inner_iters`` iterations), no dropout inside the PoH block (the
-original parser never passes one), dropout 0.1 in the vanilla block.
+no dropout inside the PoH block (the original parser never passes one), dropout 0.1 in the vanilla
+block. Halting, a named choice (``HALTING_DOC``): ``fixed`` (exactly ``max_inner_iters`` iterations,
+with soft routing our **[reconstructed]** reading of the published table) or ``entropy`` (the
+original's command-line default: stop once the mean routing entropy falls below 0.8 nats).
 
 PoH block, weights shared across the T inner iterations::
 
@@ -28,6 +30,22 @@ import torch.nn.functional as F
 from torch import nn
 
 GradMode = Literal["full", "last_detach", "last_nograd"]
+Halting = Literal["fixed", "entropy"]
+HALTING_MODES: tuple[str, ...] = ("fixed", "entropy")
+HALTING_DOC = """When the inner loop of the PoH block stops.
+
+- ``fixed``: exactly ``max_inner_iters`` iterations. Our **[reconstructed]** reading of the published
+  table (seed 000 section 7 names T as "iterations", which only a fixed loop guarantees).
+- ``entropy``: the original's default (PoT ``ab_ud_pointer_vs_baseline.py`` at c0f1ee6:
+  ``--halting_mode entropy --ent_threshold 0.8``, never overridden by the documented commands).
+  After each iteration the mean over all positions (padding included) of the entropy, in nats, of
+  softmax(routing logits) over the heads is computed without gradient; the loop stops when it is
+  below the threshold. The decision is one per batch. Because ``last_*`` modes cut the state after
+  every iteration but the planned last one, a loop that stops early under ``last_detach`` or
+  ``last_nograd`` hands the residual a state with no graph: attention, controller and LN1 then get
+  **no gradient at all** for that step. Deep supervision (``collect_all``) disables halting, as in
+  the original.
+"""
 GRAD_MODES: tuple[str, ...] = ("full", "last_detach", "last_nograd")
 GRAD_MODE_DOC = """How the gradient crosses the T inner iterations of the PoH block.
 
@@ -105,8 +123,8 @@ class PointerController(nn.Module):
 
 
 class PoHBlock(nn.Module):
-    """Pointer-over-Heads block with a fixed-length inner loop (fixed halting); see the module
-    docstring for the equations. ``grad_mode``: see below."""
+    """Pointer-over-Heads block; see the module docstring for the equations, ``HALTING_DOC`` for
+    when the inner loop stops and ``GRAD_MODE_DOC`` (below) for how the gradient crosses it."""
 
     def __init__(
         self,
@@ -117,8 +135,12 @@ class PoHBlock(nn.Module):
         grad_mode: GradMode = "full",
         routing_tau: float = 0.7,
         routing_topk: int = 0,  # 0 = soft routing; k > 0 = hard top-k Gumbel, straight-through
+        halting: Halting = "fixed",  # see HALTING_DOC
+        ent_threshold: float = 0.8,  # nats; used by halting="entropy" (the original's default)
     ):
         super().__init__()
+        if halting not in HALTING_MODES:
+            raise ValueError(f"halting = {halting!r} is not allowed; allowed: {', '.join(HALTING_MODES)}")
         if grad_mode not in GRAD_MODES:
             raise ValueError(f"grad_mode = {grad_mode!r} is not allowed; allowed: {', '.join(GRAD_MODES)}")
         if max_inner_iters < 1:
@@ -127,6 +149,7 @@ class PoHBlock(nn.Module):
             raise ValueError(f"routing_topk = {routing_topk} is not allowed: must be in [0, {n_heads}]")
         self.n_heads, self.max_inner_iters, self.grad_mode = n_heads, max_inner_iters, grad_mode
         self.routing_tau, self.routing_topk = routing_tau, routing_topk
+        self.halting, self.ent_threshold = halting, ent_threshold
         self.ln1 = nn.LayerNorm(d_model)
         self.ln2 = nn.LayerNorm(d_model)
         self.mha = HeadwiseSelfAttention(d_model, n_heads)
@@ -146,6 +169,13 @@ class PoHBlock(nn.Module):
         B, N, H, Dh = heads.shape
         mixed = (heads * alphas.unsqueeze(-1)).reshape(B, N, H * Dh)  # concat_h alpha_h * head_h
         return self.mha.out(mixed), alphas, logits  # (B, N, D)
+
+    @torch.no_grad()
+    def confident(self, logits: torch.Tensor) -> bool:
+        """Entropy halting test: mean over (B, N) of H(softmax(logits)) over heads < ent_threshold."""
+        p = F.softmax(logits, dim=-1)
+        ent = -(p * F.log_softmax(logits, dim=-1)).sum(dim=-1).mean()
+        return bool(ent < self.ent_threshold)
 
     def finish(self, x: torch.Tensor, ctx: torch.Tensor) -> torch.Tensor:
         """Residual and FFN after the loop: y = x + ctx; y = y + FFN(LN2(y))."""
@@ -187,18 +217,20 @@ class PoHBlock(nn.Module):
                 ctx = ctx_next.detach() if self.grad_mode == "last_detach" and not last else ctx_next
             alphas_hist.append(alphas)
             logits_hist.append(logits)
+            if self.halting == "entropy" and not collect_all and it < T - 1 and self.confident(logits):
+                break
         y = self.finish(x, ctx)
         aux = {
             "alphas": torch.stack(alphas_hist, dim=1),  # (B, T, N, H)
             "logits": torch.stack(logits_hist, dim=1),  # (B, T, N, H)
-            "inner_iters_used": T,
+            "inner_iters_used": len(logits_hist),
         }
         if collect_all:
             aux["routed"] = routed_hist  # T tensors (B, N, D); ctx_T is the last
         return y, aux
 
 
-PoHBlock.__doc__ += "\n\n" + GRAD_MODE_DOC
+PoHBlock.__doc__ += "\n\n" + HALTING_DOC + "\n" + GRAD_MODE_DOC
 
 
 class VanillaBlock(nn.Module):
