@@ -4,14 +4,14 @@ CPU smoke of any experiment (seconds)::
 
     python -m potlib run gradflow_depth --profile smoke
 
-The paper grid, resumable (existing rows are skipped; ``--force`` reruns them)::
+The book's grid on a 2-core CPU, resumable (existing rows are skipped; ``--force`` reruns them)::
 
-    python -m potlib run gradflow_depth --profile paper --executor local
+    python -m potlib run gradflow_depth --profile cpu --executor local
     python -m potlib status
 
 Throughput of the credit runs (one at a time vs replicas), a row of the ``bench`` experiment::
 
-    python -m potlib bench --workload ladder_L4 --replicas 32 --profile paper
+    python -m potlib bench --workload ladder_L4 --replicas 32 --profile gpu
 """
 
 from __future__ import annotations
@@ -21,45 +21,87 @@ import sys
 from pathlib import Path
 
 from potlib import experiments
+from potlib.config import ConfigError
+from potlib.errors import DataUnavailable
+from potlib.results import MissingResultsError
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an int") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not allowed: an int >= 1")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{value} is not allowed: seconds > 0")
+    return value
+
+
+def _shard(text: str) -> tuple[int, int]:
+    k, sep, n = text.partition("/")
+    try:
+        shard = (int(k), int(n))
+    except ValueError:
+        shard = None
+    if not sep or shard is None or not (shard[1] >= 1 and 0 <= shard[0] < shard[1]):
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed: K/N with 0 <= K < N, e.g. 0/2")
+    return shard
 
 
 def _parser() -> argparse.ArgumentParser:
+    from potlib.sweep import EXECUTORS
+
     p = argparse.ArgumentParser(prog="potlib", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
+    profiles = list(experiments.PROFILES)
 
     sub.add_parser("list", help="list experiments, their figures and profile sizes")
 
     r = sub.add_parser("run", help="run (or resume) the grid of one experiment's profile")
     # -- what to run --
     r.add_argument("experiment", help="experiment name (see `python -m potlib list`)")
-    r.add_argument("--profile", default="smoke", help="smoke (seconds on a CPU) or paper (the book's grid)")
+    r.add_argument("--profile", default="smoke", choices=profiles,
+                   help="smoke (seconds on a CPU), cpu (the grid behind the book, 2 cores) or gpu (larger budgets, one GPU)")
     r.add_argument("--force", action="store_true", help="rerun configs that already have a row")
-    r.add_argument("--results-dir", type=Path, default=None, help="result root (default: data/results for paper, a cache for smoke)")
+    r.add_argument("--stale", action="store_true", help="also rerun configs whose row was made by code that has changed since")
+    r.add_argument("--results-dir", type=Path, default=None, help="result root (default: data/results for cpu and gpu, a cache for smoke)")
     # -- how to run it --
-    r.add_argument("--executor", default="inline", help="inline (this process), local (process pool), slurm (submitit job array) or replicas (credit experiments: BP/DFA configs trained together as stacked replicas; --workers caps the group size)")
-    r.add_argument("--workers", type=int, default=None, help="local executor: processes per GPU (or in all, on CPU)")
-    r.add_argument("--shard", default="0/1", help="K/N: run only every N-th config starting at K (split a grid across processes)")
+    r.add_argument("--executor", default="auto", choices=EXECUTORS,
+                   help="auto (inline for smoke, local otherwise), inline (this process), local (process pool; on a CPU "
+                        "one thread per worker), replicas (experiments that can train same-shaped configs together; "
+                        "--workers caps the group size) or slurm (submitit job array)")
+    r.add_argument("--workers", type=_positive_int, default=None, help="local executor: processes per GPU (on a CPU: in all; default: one per core)")
+    r.add_argument("--shard", type=_shard, default=(0, 1), help="K/N: run only every N-th config starting at K (split a grid across processes)")
     # -- slurm options --
     r.add_argument("--slurm-partition", default=None, help="slurm partition")
-    r.add_argument("--slurm-gpus", type=int, default=1, help="GPUs per array task")
-    r.add_argument("--slurm-timeout-min", type=int, default=60, help="time limit per array task, minutes")
-    r.add_argument("--slurm-array-parallelism", type=int, default=64, help="array tasks running at once")
-    r.add_argument("--slurm-cluster", default=None, help=argparse.SUPPRESS)  # 'debug' runs in-process (tests)
-    r.add_argument("--time-budget", type=float, default=None, help="seconds after which no new run starts (inline/replicas); rerun to resume")
-    r.add_argument("--allow-cpu", action="store_true", help="let a GPU experiment's paper profile run without a GPU (use a separate --results-dir)")
+    r.add_argument("--slurm-gpus", type=_positive_int, default=1, help="GPUs per array task")
+    r.add_argument("--slurm-timeout-min", type=_positive_int, default=60, help="time limit per array task, minutes")
+    r.add_argument("--slurm-array-parallelism", type=_positive_int, default=64, help="array tasks running at once")
+    r.add_argument("--slurm-cluster", default=None, choices=[None, "slurm", "local", "debug"], help=argparse.SUPPRESS)  # tests
+    r.add_argument("--time-budget", type=_seconds, default=None, help="seconds after which no new run starts (every executor); rerun to resume")
+    r.add_argument("--allow-cpu", action="store_true", help="let a GPU experiment's gpu profile run without a GPU (use a separate --results-dir)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
 
     s = sub.add_parser("status", help="rows present vs expected, per experiment and profile")
-    s.add_argument("--profile", default=None, help="only this profile")
+    s.add_argument("--profile", default=None, choices=profiles, help="only this profile")
     s.add_argument("--results-dir", type=Path, default=None, help="result root for every profile")
 
     b = sub.add_parser("bench", help="time credit runs one at a time vs replicas (rows of the bench experiment)")
-    b.add_argument("--profile", default="smoke", help="smoke (CPU seconds, shrunken evaluation) or paper (the bench grid)")
+    b.add_argument("--profile", default="smoke", choices=profiles, help="smoke (CPU seconds, shrunken evaluation), cpu or gpu (the bench grid on this device)")
     b.add_argument("--workload", default=None, help="only this workload: ladder_L4 or cifar_L12 (default: the profile's)")
-    b.add_argument("--replicas", type=int, default=None, help="replicas per group R (default: the profile's)")
-    b.add_argument("--steps", type=int, default=None, help="timed training steps per measurement (default: the profile's)")
+    b.add_argument("--replicas", type=_positive_int, default=None, help="replicas per group R (default: the profile's)")
+    b.add_argument("--steps", type=_positive_int, default=None, help="timed training steps per measurement (default: the profile's)")
     b.add_argument("--workers", type=int, default=None, help="also time this many baseline processes at once (0: skip)")
-    b.add_argument("--results-dir", type=Path, default=None, help="result root (default: data/results for paper, a cache for smoke)")
+    b.add_argument("--results-dir", type=Path, default=None, help="result root (default: data/results for cpu and gpu, a cache for smoke)")
     return p
 
 
@@ -83,15 +125,10 @@ def _cmd_run(a: argparse.Namespace) -> int:
         "array_parallelism": a.slurm_array_parallelism,
         "cluster": a.slurm_cluster,
     }
-    try:
-        shard = tuple(int(v) for v in a.shard.split("/"))
-        assert len(shard) == 2
-    except (ValueError, AssertionError):
-        raise ValueError(f"--shard {a.shard!r} is not allowed: expected K/N, e.g. 0/2") from None
     report = run_sweep(
         a.experiment, a.profile, executor=a.executor, root=a.results_dir, force=a.force,
-        workers=a.workers, progress=not a.quiet, slurm=slurm, shard=shard, allow_cpu=a.allow_cpu,
-        time_budget=a.time_budget,
+        workers=a.workers, progress=not a.quiet, slurm=slurm, shard=a.shard, allow_cpu=a.allow_cpu,
+        time_budget=a.time_budget, stale=a.stale,
     )
     print(report)
     return 1 if report.failed else 0
@@ -103,13 +140,18 @@ def _cmd_status(a: argparse.Namespace) -> int:
     profiles = [experiments.check_profile(a.profile)] if a.profile else list(experiments.PROFILES)
     df = status_frame(profiles, a.results_dir)
     print(df.to_string(index=False))
-    paper = df[df["profile"] == "paper"]
-    print(f"total paper wall time (sum of row wall seconds): {paper['wall_h'].sum():.3f} h")
+    for prof in ("cpu", "gpu"):
+        sel = df[df["profile"] == prof]
+        if len(sel):
+            print(f"total {prof} wall time (sum of row wall seconds): {sel['wall_h'].sum():.3f} h")
     return 1 if (df["corrupt"] != "").any() else 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as e:  # argparse has printed the message naming the flag and what is allowed
+        return int(e.code or 0)
     try:
         if args.command == "list":
             return _cmd_list()
@@ -120,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
 
             return bench_command(args.profile, args.workload, args.replicas, args.steps, args.workers, args.results_dir)
         return _cmd_status(args)
-    except (experiments.UnknownExperimentError, experiments.UnknownProfileError, ValueError, TypeError, RuntimeError) as e:
+    except (experiments.UnknownExperimentError, experiments.UnknownProfileError, DataUnavailable, ConfigError,
+            MissingResultsError, ValueError, RuntimeError) as e:
         print(f"potlib: error: {e}", file=sys.stderr)
         return 2
 

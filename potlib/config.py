@@ -20,6 +20,11 @@ class ConfigError(ValueError):
     """A config field has a value of the wrong type or outside its allowed set."""
 
 
+# The three budgets every experiment is defined at (SPEC section 1): seconds on a CPU for tests and CI;
+# the grid behind the book, <= 2 h on a 2-core machine; larger budgets for one GPU, in <= 9-minute shards.
+PROFILES = ("smoke", "cpu", "gpu")
+
+
 def _type_name(tp: Any) -> str:
     if get_origin(tp) is Literal:
         return "one of " + ", ".join(repr(a) for a in get_args(tp))

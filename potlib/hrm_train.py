@@ -405,18 +405,14 @@ def smoke_base(**changes) -> dict:
     return base
 
 
-def run_outcome(cfg: HRMTrainConfig):
-    """Train + evaluate ``cfg`` on the device picked by POTLIB_DEVICE and wrap it in an ``Outcome``.
+def run_outcome(cfg: HRMTrainConfig, device: torch.device):
+    """Train + evaluate ``cfg`` on ``device`` and wrap it in an ``Outcome``.
 
     Peak memory is measured on CUDA only (the CPU tracker would slow a whole training run down).
     """
-    import os
-
-    from potlib.experiments import Outcome
     from potlib.memory import track_peak
-    from potlib.provenance import pick_device
+    from potlib.runtime import Outcome
 
-    device = pick_device(os.environ.get("POTLIB_DEVICE", "auto"))
     data = load_data(cfg)
     # Peak memory of a training run is read on CUDA only; the CPU-tracked comparison is hrm_memory.
     with (track_peak(device) if device.type == "cuda" else contextlib.nullcontext()) as peak:

@@ -5,16 +5,12 @@ These draw nothing by themselves and import no notebook machinery; notebooks cal
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
 from pathlib import Path
 
 import pandas as pd
 
-from potlib.experiments import PROFILES
-from potlib.provenance import REPO_ROOT
-
-VERDICTS = ("reproduced", "trend reproduced", "differs", "not reproducible here", "pending")
-PUBLISHED_DIR = REPO_ROOT / "data" / "published"
+from potlib.config import PROFILES
 
 
 def set_theme() -> None:
@@ -26,8 +22,38 @@ def set_theme() -> None:
     mpl.rcParams.update({"figure.dpi": 110, "savefig.dpi": 110, "figure.figsize": (7.0, 3.6), "axes.titlesize": 10})
 
 
-def check_params(profile: object, recompute: object) -> None:
-    """Validate a notebook's papermill parameters with a message naming what is allowed."""
+NOTEBOOK_PARAMETERS = ("profile", "recompute")
+
+
+def _assigned_before(namespace: dict) -> set[str]:
+    """Names assigned at top level by the cells run before the current one (IPython's ``In`` history):
+    the parameters cell and, under papermill, its injected-parameters cell."""
+    import ast
+
+    names: set[str] = set()
+    for src in list(namespace.get("In") or [])[:-1]:
+        try:
+            tree = ast.parse(src)
+        except SyntaxError:
+            continue
+        for node in tree.body:
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+            names |= {t.id for t in targets if isinstance(t, ast.Name)}
+    return names
+
+
+def check_params(profile: object, recompute: object, namespace: dict | None = None) -> None:
+    """Validate a notebook's papermill parameters with a message naming what is allowed.
+
+    ``namespace``: the notebook's ``globals()``, from the first cell after the parameters. A name that
+    an earlier cell assigns and that is not a parameter can only come from papermill's injected cell,
+    i.e. a misspelt ``-p`` name, which papermill itself only warns about: it is an error here.
+    """
+    if namespace is not None:
+        unknown = sorted(_assigned_before(namespace) - set(NOTEBOOK_PARAMETERS))
+        if unknown:
+            raise ValueError(f"unknown notebook parameter(s) {', '.join(map(repr, unknown))}; "
+                             f"allowed: {', '.join(NOTEBOOK_PARAMETERS)}")
     if not isinstance(profile, str) or profile not in PROFILES:
         raise ValueError(f"parameter profile = {profile!r} is not allowed; allowed: {', '.join(map(repr, PROFILES))}")
     if not isinstance(recompute, bool):
@@ -55,40 +81,32 @@ def caption(text: str, *frames: pd.DataFrame) -> str:
     return f"{text.rstrip('.')}. Provenance: {provenance_line(*frames)}."
 
 
-def load_published(name: str) -> pd.DataFrame:
-    """A transcribed table from ``data/published/<name>.csv``."""
-    path = PUBLISHED_DIR / f"{name}.csv"
-    if not path.exists():
-        known = ", ".join(sorted(p.stem for p in PUBLISHED_DIR.glob("*.csv")))
-        raise FileNotFoundError(f"no published table {name!r} ({path}); known: {known}")
-    return pd.read_csv(path, comment="#")
+_LINK = re.compile(r"(\[[^\]]*\]\([^)]*\))")
 
 
-@dataclass(frozen=True)
-class Claim:
-    """One published claim beside our measurement and a verdict."""
+def _escape(text: str, links: bool) -> str:
+    def esc(part: str) -> str:
+        return part.replace("|", "\\|").replace("_", "\\_").replace("*", "\\*")
 
-    chapter: str
-    claim: str
-    source: str
-    published: str
-    ours: str
-    verdict: str
-    evidence: str = ""
-
-    def __post_init__(self) -> None:
-        if self.verdict not in VERDICTS:
-            raise ValueError(f"verdict {self.verdict!r} not in {VERDICTS}")
-
-
-def claims_table(claims: list[Claim]) -> pd.DataFrame:
-    return pd.DataFrame([c.__dict__ for c in claims])[["chapter", "claim", "published", "ours", "verdict", "source", "evidence"]]
+    if not links:
+        return esc(text)
+    out = []
+    for part in _LINK.split(text):  # keep [label](target) intact; escape its label and the rest
+        if _LINK.fullmatch(part):
+            label, target = part[1:].split("](", 1)
+            out.append(f"[{esc(label)}]({target}")
+        else:
+            out.append(esc(part))
+    return "".join(out)
 
 
-def markdown_table(df: pd.DataFrame) -> str:
-    """A DataFrame as a Markdown table whose cells cannot break it (pipes, emphasis markers escaped)."""
-    esc = df.astype(str).apply(lambda col: col.map(lambda v: v.replace("|", "\\|").replace("_", "\\_").replace("*", "\\*")))
-    esc.columns = [str(c).replace("_", "\\_") for c in esc.columns]
+def markdown_table(df: pd.DataFrame, links: bool = False) -> str:
+    """A DataFrame as a Markdown table whose cells cannot break it (pipes, emphasis markers escaped).
+
+    ``links=True`` keeps ``[label](target)`` cells as links.
+    """
+    esc = df.astype(str).apply(lambda col: col.map(lambda v: _escape(v, links)))
+    esc.columns = [_escape(str(c), False) for c in esc.columns]
     return esc.to_markdown(index=False)
 
 
@@ -103,3 +121,35 @@ def save_figure(fig, name: str) -> Path | None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, bbox_inches="tight")
     return path
+
+
+def verdict_box(verdicts: pd.DataFrame, title: str = "Claims and verdicts") -> str:
+    """A chapter's opening box: one line per claim, verdict first, then what we measured (MyST admonition)."""
+    table = markdown_table(verdicts[["verdict", "claim", "ours"]].rename(columns={"ours": "what we measured"}))
+    counts = verdicts["verdict"].value_counts()
+    summary = ", ".join(f"{n} {v}" for v, n in counts.items())
+    return f":::{{admonition}} {title} ({summary})\n:class: tip\n\n{table}\n\n:::\n"
+
+
+def _fmt(v) -> str:
+    if isinstance(v, (bool, str)) or v is None:
+        return str(v)
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return str(v)
+    if f != f or f in (float("inf"), float("-inf")):
+        return "–"  # not measured, or a ratio whose denominator is 0
+    if f == int(f) and abs(f) < 1e6:
+        return str(int(f))
+    return f"{f:.2e}" if (abs(f) < 1e-3 or abs(f) >= 1e5) else f"{f:.3g}"
+
+
+def tidy(df: pd.DataFrame) -> pd.DataFrame:
+    """A table ready for the page: index levels as columns, numbers with three significant digits."""
+    out = df.reset_index() if any(n is not None for n in df.index.names) else df.copy()
+    out.columns = [" ".join(map(str, c)) if isinstance(c, tuple) else str(c) for c in out.columns]
+    for c in out.columns:
+        if out[c].dtype.kind in "fiub":
+            out[c] = out[c].map(_fmt)
+    return out

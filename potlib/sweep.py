@@ -2,122 +2,85 @@
 
 Executors (``--executor``):
 
-- ``inline`` (default): in this process, one config after another.
-- ``local``: a pool of worker processes; on a GPU machine, ``--workers`` processes share each GPU
-  (small models leave an H100 mostly idle, so several per GPU is the point).
-- ``slurm``: a ``submitit`` job array, one task per missing config, for users who outgrow one machine.
+- ``inline``: in this process, one config after another.
+- ``local``: a pool of worker processes. On a CPU each worker gets an equal share of the cores as
+  torch threads (one each by default on a 2-core machine: two 1-thread workers ran 1.85x one worker,
+  while 2 threads in one process under load ran 2-4x slower than 1). On a GPU machine ``--workers``
+  processes share each GPU (small models leave an H100 mostly idle).
+- ``replicas``: experiments that declare the capability (``Experiment.group_configs``/``run_group``)
+  train same-shaped configs together; the rest run inline.
+- ``slurm``: a ``submitit`` job array, one task per missing config.
+- ``auto`` (default): ``inline`` for the smoke profile, ``local`` otherwise.
 
-Each worker writes its own row atomically, so killing the sweep at any moment loses at most the
-configs in flight, and a rerun picks up exactly the missing ones (resume). A run whose metrics
-contain NaN or inf is recorded with ``status="diverged"``; a run that raises is recorded with
-``status="failed"`` and the traceback, and the sweep goes on (failed rows are retried on resume).
+Every executor honours ``time_budget``: no new run starts once it is spent (slurm: unfinished jobs
+are cancelled), so a time-limited machine ends cleanly and a rerun resumes where it stopped. Each
+run writes its own row atomically, so killing a sweep loses at most the runs in flight. A run whose
+metrics contain NaN or inf is recorded as ``diverged``; a run that raises as ``failed`` with its
+traceback (retried on resume); a data error stops the sweep at the first config instead of
+repeating itself once per config.
 """
 
 from __future__ import annotations
 
-import math
+import multiprocessing as mp
 import os
 import time
-import traceback
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
-from potlib import experiments, provenance
+from potlib import experiments, runtime
 from potlib.config import Config, cfg_id
 from potlib.results import DONE_STATUSES, CorruptRowError, MissingResultsError, ResultStore, default_root, rows_to_frame
 
-EXECUTORS = ("inline", "local", "slurm", "replicas")
+EXECUTORS = ("auto", "inline", "local", "replicas", "slurm")
 
 
-class Diverged(RuntimeError):
-    """Raised by a run that detects divergence itself; ``metrics`` are kept in the row."""
-
-    def __init__(self, message: str, metrics: dict[str, Any] | None = None, artifacts=None):
-        super().__init__(message)
-        self.metrics = metrics or {}
-        self.artifacts = artifacts or {}
-
-
-def _non_finite(metrics: dict[str, Any]) -> list[str]:
-    bad = []
-    for k, v in metrics.items():
-        if isinstance(v, (float, np.floating)) and not math.isfinite(float(v)):
-            bad.append(k)
-    return bad
+def resolve_device(exp: experiments.Experiment) -> torch.device:
+    """The device a run of ``exp`` uses, chosen once: ``POTLIB_DEVICE`` if set, else CUDA when the
+    experiment uses a GPU and one is present, else the CPU (CPU-only experiments never claim a GPU)."""
+    requested = os.environ.get("POTLIB_DEVICE", "auto")
+    if requested != "auto":
+        return torch.device(requested)
+    return torch.device("cuda" if exp.uses_gpu and torch.cuda.is_available() else "cpu")
 
 
-def set_seed(seed: int) -> None:
-    import random
+def cpu_threads(concurrent_runs: int) -> int:
+    """Torch threads per run when ``concurrent_runs`` share this CPU (``POTLIB_THREADS`` overrides)."""
+    if os.environ.get("POTLIB_THREADS"):
+        return max(1, int(os.environ["POTLIB_THREADS"]))
+    return max(1, (os.cpu_count() or 1) // max(1, concurrent_runs))
 
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
+
+def fingerprint(exp: experiments.Experiment) -> str:
+    return runtime.code_fingerprint(exp.run.__module__)
 
 
-def run_one(name: str, config: Config, profile: str, root: Path | str) -> dict[str, Any]:
-    """Run one config, write its row (whatever the outcome) and return it."""
+def run_one(name: str, config: Config, profile: str, root: Path | str, device: torch.device | None = None) -> dict:
+    """Run one config on ``device`` (default: :func:`resolve_device`), write its row and return it."""
     exp = experiments.get(name)
-    store = ResultStore(root)
-    device = provenance.pick_device(os.environ.get("POTLIB_DEVICE", "auto"))
-    set_seed(config.seed)
-    status, error, artifacts = "ok", None, {}
-    outcome = None
-    start = time.perf_counter()
-    try:
-        outcome = exp.run(config)
-        metrics, artifacts = dict(outcome.metrics), dict(outcome.artifacts)
-        bad = _non_finite(metrics)
-        if bad:
-            status, error = "diverged", f"non-finite metrics: {', '.join(bad)}"
-    except Diverged as e:
-        status, error, metrics, artifacts = "diverged", str(e), dict(e.metrics), dict(e.artifacts)
-    except Exception as e:  # noqa: BLE001 - recorded in the row, the sweep goes on
-        status, metrics = "failed", {}
-        error = f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=8)}"
-    wall = time.perf_counter() - start
-    return write_row(
-        store, name, config, profile, status, error, metrics, artifacts, device, wall,
-        dataset=outcome.dataset if outcome else None,
-        dataset_sha256=outcome.dataset_sha256 if outcome else None,
-        peak_memory_bytes=outcome.peak_memory_bytes if outcome else None,
-        peak_memory_kind=outcome.peak_memory_kind if outcome else None,
-    )
-
-
-def write_row(store: ResultStore, name: str, config: Config, profile: str, status: str, error: str | None,
-              metrics: dict[str, Any], artifacts: dict[str, Any], device, wall_seconds: float, **provenance_extra) -> dict:
-    """Assemble one row with full provenance and write it (with its arrays) atomically."""
-    prov = provenance.collect(device)
-    prov.update(seed=config.seed, wall_seconds=round(wall_seconds, 3), **provenance_extra)
-    for key in ("dataset", "dataset_sha256", "peak_memory_bytes", "peak_memory_kind"):
-        prov.setdefault(key, None)
-    row = {
-        "schema": 1,
-        "experiment": name,
-        "profile": profile,
-        "cfg_id": cfg_id(name, config),
-        "config": config.to_dict(),
-        "status": status,
-        "error": error,
-        "metrics": metrics,
-        "provenance": prov,
-    }
-    store.write(row, artifacts)
+    device = device if device is not None else resolve_device(exp)
+    result = runtime.run_config(exp.run, config, device)
+    row = runtime.write_row(ResultStore(root), name, config, profile, result, device, fingerprint(exp))
+    if result.exception is not None:  # missing or corrupt data: every other config would fail alike
+        raise result.exception
     return row
+
+
+def _init_worker(threads: int | None) -> None:
+    if threads:
+        torch.set_num_threads(threads)
 
 
 def _run_from_dict(name: str, cfg_dict: dict, profile: str, root: str, device: str | None) -> dict:
     """Entry point of pool and slurm workers: configs travel as plain dicts."""
-    if device:
-        os.environ["POTLIB_DEVICE"] = device
-    cls = experiments.get(name).config_cls
-    row = run_one(name, cls.from_dict(cfg_dict), profile, root)
+    exp = experiments.get(name)
+    row = run_one(name, exp.config_cls.from_dict(cfg_dict), profile, root,
+                  torch.device(device) if device else None)
     return {"cfg_id": row["cfg_id"], "status": row["status"], "error": row["error"]}
 
 
@@ -129,6 +92,8 @@ class SweepReport:
     skipped: int
     ran: int
     statuses: dict[str, int]
+    seconds: float = 0.0
+    stopped_by_budget: bool = False
 
     @property
     def failed(self) -> int:
@@ -136,24 +101,161 @@ class SweepReport:
 
     def __str__(self) -> str:
         st = ", ".join(f"{k}={v}" for k, v in sorted(self.statuses.items())) or "nothing run"
-        return (
-            f"{self.experiment} [{self.profile}]: {self.expected} configs, "
-            f"{self.skipped} already done, ran {self.ran} ({st})"
-        )
+        tail = "; time budget spent, rerun to resume" if self.stopped_by_budget else ""
+        return (f"{self.experiment} [{self.profile}]: {self.expected} configs, {self.skipped} already done, "
+                f"ran {self.ran} ({st}) in {self.seconds:.0f} s{tail}")
 
 
-def missing_configs(name: str, profile: str, root: Path | str | None = None, force: bool = False):
+class Budget:
+    """Wall-clock budget of a sweep; ``None`` means unlimited."""
+
+    def __init__(self, seconds: float | None):
+        self.seconds, self.start, self.hit = seconds, time.perf_counter(), False
+
+    def spent(self) -> bool:
+        if self.seconds is not None and time.perf_counter() - self.start > self.seconds:
+            self.hit = True
+        return self.hit
+
+    def left(self) -> float | None:
+        return None if self.seconds is None else max(0.0, self.seconds - (time.perf_counter() - self.start))
+
+
+def missing_configs(name: str, profile: str, root: Path | str | None = None, force: bool = False,
+                    stale: bool = False):
+    """(all configs of the profile, those to run): no done row, or (``stale``) a row whose code changed."""
     exp = experiments.get(name)
     configs = exp.configs(profile)
     store = ResultStore(root or default_root(profile))
-    done = set() if force else store.done_ids(name)
-    return configs, [c for c in configs if cfg_id(name, c) not in done]
+    if force:
+        return configs, list(configs)
+    rows = {r["cfg_id"]: r for r in store.rows(name)}
+    now = fingerprint(exp) if stale else None
+
+    def needed(c: Config) -> bool:
+        r = rows.get(cfg_id(name, c))
+        if r is None or r["status"] not in DONE_STATUSES:
+            return True
+        return stale and r["provenance"].get("code_fingerprint") not in (None, now)
+
+    return configs, [c for c in configs if needed(c)]
+
+
+Done = Callable[[dict], None]
+
+
+def _inline(name, todo, profile, root, device, budget: Budget, done: Done, **_) -> None:
+    for c in todo:
+        if budget.spent():
+            return
+        done(run_one(name, c, profile, root, device))
+
+
+def _local(name, todo, profile, root, device, budget: Budget, done: Done, workers: int | None = None, **_) -> None:
+    n_gpu = torch.cuda.device_count() if device.type == "cuda" else 0
+    slots = [f"cuda:{i}" for i in range(n_gpu)] or [str(device)]
+    per_slot = workers or (1 if n_gpu else (os.cpu_count() or 1))
+    n = max(1, min(len(todo), per_slot * len(slots)))
+    threads = None if n_gpu else cpu_threads(n)
+    queue = list(enumerate(todo))
+    with ProcessPoolExecutor(max_workers=n, mp_context=mp.get_context("spawn"), initializer=_init_worker,
+                             initargs=(threads,)) as pool:
+        running = set()
+        while queue or running:
+            while queue and len(running) < n and not budget.spent():  # submit lazily: the budget is checked per run
+                i, c = queue.pop(0)
+                running.add(pool.submit(_run_from_dict, name, c.to_dict(), profile, str(root), slots[i % len(slots)]))
+            if not running:
+                return
+            finished, running = wait(running, return_when=FIRST_COMPLETED)
+            for f in finished:
+                done(f.result())
+
+
+def _replicas(name, todo, profile, root, device, budget: Budget, done: Done, workers: int | None = None, **_) -> None:
+    exp = experiments.get(name)
+    groups, rest = ([], todo) if exp.group_configs is None else exp.group_configs(todo, workers or 64)
+    store = ResultStore(root)
+    for group in groups:
+        if budget.spent():
+            return
+        for row in run_group(exp, name, group, profile, store, device):
+            done(row)
+    _inline(name, rest, profile, root, device, budget, done)
+
+
+def run_group(exp: experiments.Experiment, name: str, group: list[Config], profile: str, store: ResultStore,
+              device: torch.device) -> list[dict]:
+    """Train ``group`` together and write one row per config with the same writer as single runs.
+
+    Each row's ``wall_seconds`` is the group's wall time divided by its size and its provenance
+    carries ``replica_group``; a failure marks every row of the group failed.
+    """
+    for c in group:
+        runtime.set_seed(c.seed)
+    start = time.perf_counter()
+    try:
+        outcomes, error = exp.run_group(group, device), None
+    except Exception as e:  # noqa: BLE001 - recorded in every row of the group
+        import traceback
+
+        outcomes, error = None, f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=8)}"
+    wall = (time.perf_counter() - start) / len(group)
+    rows = []
+    for i, c in enumerate(group):
+        if outcomes is None:
+            result = runtime.RunResult("failed", error, {}, {}, None, wall)
+        else:
+            o = outcomes[i]
+            status, err = runtime.classify(o)
+            result = runtime.RunResult(status, err, dict(o.metrics), dict(o.artifacts), o, wall)
+        rows.append(runtime.write_row(store, name, c, profile, result, device, fingerprint(exp),
+                                      replica_group=len(group)))
+    return rows
+
+
+def _slurm(name, todo, profile, root, device, budget: Budget, done: Done, slurm: dict | None = None, **_) -> None:
+    """One job-array task per config through submitit; jobs unfinished when the budget is spent are cancelled."""
+    import submitit
+
+    opts = slurm or {}
+    folder = Path(opts.get("folder") or Path(root) / ".submitit")
+    ex = submitit.AutoExecutor(folder=str(folder), cluster=opts.get("cluster"))
+    timeout = int(opts.get("timeout_min", 60))
+    if budget.left() is not None:
+        timeout = max(1, min(timeout, int(budget.left() // 60) or 1))
+    ex.update_parameters(timeout_min=timeout, slurm_array_parallelism=int(opts.get("array_parallelism", 64)),
+                         gpus_per_node=int(opts.get("gpus", 1)), cpus_per_task=int(opts.get("cpus", 4)),
+                         name=f"potlib-{name}")
+    if opts.get("partition"):
+        ex.update_parameters(slurm_partition=opts["partition"])
+    n = len(todo)
+    jobs = ex.map_array(_run_from_dict, [name] * n, [c.to_dict() for c in todo], [profile] * n, [str(root)] * n,
+                        [None] * n)
+    pending = list(jobs)
+    while pending:
+        still = []
+        for i, job in enumerate(pending):
+            if budget.spent():  # checked per job: submitit's debug cluster runs a job inside done()
+                for rest in still + pending[i:]:
+                    rest.cancel(check=False)
+                return
+            if job.done():
+                done(job.result())
+            else:
+                still.append(job)
+        pending = still
+        if pending:
+            time.sleep(float(opts.get("poll_seconds", 2.0)))
+
+
+RUNNERS = {"inline": _inline, "local": _local, "replicas": _replicas, "slurm": _slurm}
 
 
 def run_sweep(
     name: str,
     profile: str = "smoke",
-    executor: str = "inline",
+    executor: str = "auto",
     root: Path | str | None = None,
     force: bool = False,
     workers: int | None = None,
@@ -162,42 +264,42 @@ def run_sweep(
     shard: tuple[int, int] = (0, 1),
     allow_cpu: bool = False,
     time_budget: float | None = None,
+    stale: bool = False,
 ) -> SweepReport:
-    """Run every config of ``profile`` that has no done row under ``root``.
+    """Run every config of ``profile`` that has no done row under ``root`` (``stale``: or whose code changed).
 
     ``shard=(k, n)`` keeps the configs whose position in the grid is k modulo n, so n independent
     processes (or machines sharing the result folder) split a grid without coordination.
-    ``time_budget`` (seconds; inline and replicas executors) stops starting new runs once it is spent,
-    so a time-limited machine ends cleanly and a rerun resumes where it stopped.
+    ``time_budget`` (seconds, every executor): no new run starts once it is spent.
     """
     experiments.check_profile(profile)
     if executor not in EXECUTORS:
-        raise ValueError(f"executor {executor!r} is not allowed; allowed: {', '.join(EXECUTORS)}")
+        raise ValueError(f"executor = {executor!r} is not allowed; allowed: {', '.join(EXECUTORS)}")
+    if workers is not None and (not isinstance(workers, int) or workers < 1):
+        raise ValueError(f"workers = {workers!r} is not allowed; allowed: an int >= 1")
+    if time_budget is not None and not time_budget > 0:
+        raise ValueError(f"time_budget = {time_budget!r} is not allowed; allowed: seconds > 0")
     k, n_shards = shard
     if not (isinstance(k, int) and isinstance(n_shards, int) and n_shards >= 1 and 0 <= k < n_shards):
         raise ValueError(f"shard = {k}/{n_shards} is not allowed: expected K/N with 0 <= K < N")
     exp = experiments.get(name)
-    if profile == "gpu" and exp.uses_gpu and not allow_cpu and executor != "slurm" and not torch.cuda.is_available():
+    device = resolve_device(exp)
+    if profile == "gpu" and exp.uses_gpu and not allow_cpu and executor != "slurm" and device.type != "cuda":
         # gpu rows from a CPU would pass off a different budget and device as the GPU grid's.
         raise RuntimeError(
             f"gpu rows of {name!r} must come from a CUDA GPU and none is available here; "
             "run it on a GPU machine (or pass --allow-cpu with a separate --results-dir for a CPU trial)"
         )
+    if executor == "auto":
+        executor = "inline" if profile == "smoke" else "local"
     root = Path(root or default_root(profile))
-    configs, todo = missing_configs(name, profile, root, force)
+    configs, todo = missing_configs(name, profile, root, force, stale)
     if n_shards > 1:
         mine = {cfg_id(name, c) for i, c in enumerate(configs) if i % n_shards == k}
         configs = [c for c in configs if cfg_id(name, c) in mine]
         todo = [c for c in todo if cfg_id(name, c) in mine]
     statuses: dict[str, int] = {}
-    t0 = time.perf_counter()
-
-    def out_of_time() -> bool:
-        if time_budget is not None and time.perf_counter() - t0 > time_budget:
-            tqdm.write(f"{name}: time budget of {time_budget:.0f} s spent; rerun to resume")
-            return True
-        return False
-
+    budget = Budget(time_budget)
     bar = tqdm(total=len(todo), desc=f"{name}[{profile}]", disable=not progress or not todo, unit="run")
 
     def done(result: dict) -> None:
@@ -205,72 +307,17 @@ def run_sweep(
         bar.update(1)
         bar.set_postfix(statuses)
         if result["status"] == "failed":
-            tqdm.write(f"FAILED {name}/{result['cfg_id']}: {result['error'].splitlines()[0]}")
+            tqdm.write(f"FAILED {name}/{result['cfg_id']}: {(result['error'] or '').splitlines()[0]}")
 
-    if executor == "inline":
-        for c in todo:
-            if out_of_time():
-                break
-            done(run_one(name, c, profile, root))
-    elif executor == "local":
-        n_gpu = torch.cuda.device_count()
-        per_device = workers or (1 if n_gpu else max(1, (os.cpu_count() or 2) // 2))
-        slots = [f"cuda:{i}" for i in range(n_gpu)] or [None]
-        n = min(len(todo), per_device * len(slots)) or 1
-        import multiprocessing as mp
-
-        with ProcessPoolExecutor(max_workers=n, mp_context=mp.get_context("spawn")) as pool:
-            futs = [
-                pool.submit(_run_from_dict, name, c.to_dict(), profile, str(root), slots[i % len(slots)])
-                for i, c in enumerate(todo)
-            ]
-            for f in as_completed(futs):
-                done(f.result())
-    elif executor == "replicas":
-        # Same-shaped configs (seeds, BP/DFA) train together as stacked replicas (potlib.credit.replicas);
-        # the rest, and experiments without replica support, run one at a time in this process.
-        groups, rest = [], todo
-        if exp.replicas:
-            from potlib.credit.replicas import replica_groups, run_group
-
-            groups, rest = replica_groups(todo, max_replicas=workers or 64)
-        for group in groups:
-            if out_of_time():
-                break
-            for row in run_group(name, group, profile, root):
-                done(row)
-        for c in rest:
-            if out_of_time():
-                break
-            done(run_one(name, c, profile, root))
-    else:
-        done_results = _run_slurm(name, todo, profile, root, slurm or {})
-        for r in done_results:
-            done(r)
-    bar.close()
-    return SweepReport(name, profile, len(configs), len(configs) - len(todo), sum(statuses.values()), statuses)
-
-
-def _run_slurm(name: str, todo: list[Config], profile: str, root: Path, opts: dict[str, Any]) -> list[dict]:
-    """Submit one job-array task per config through submitit and wait for them."""
-    import submitit
-
-    if not todo:
-        return []
-    folder = Path(opts.get("folder") or root / ".submitit")
-    ex = submitit.AutoExecutor(folder=str(folder), cluster=opts.get("cluster"))
-    ex.update_parameters(
-        timeout_min=int(opts.get("timeout_min", 60)),
-        slurm_array_parallelism=int(opts.get("array_parallelism", 64)),
-        gpus_per_node=int(opts.get("gpus", 1)),
-        cpus_per_task=int(opts.get("cpus", 4)),
-        name=f"potlib-{name}",
-    )
-    if opts.get("partition"):
-        ex.update_parameters(slurm_partition=opts["partition"])
-    n = len(todo)
-    jobs = ex.map_array(_run_from_dict, [name] * n, [c.to_dict() for c in todo], [profile] * n, [str(root)] * n, [None] * n)
-    return [j.result() for j in jobs]
+    try:
+        if todo:
+            RUNNERS[executor](name, todo, profile, root, device, budget, done, workers=workers, slurm=slurm)
+    finally:
+        bar.close()
+    if budget.hit:
+        tqdm.write(f"{name}: time budget of {time_budget:.0f} s spent; rerun to resume")
+    return SweepReport(name, profile, len(configs), len(configs) - len(todo), sum(statuses.values()), statuses,
+                       time.perf_counter() - budget.start, budget.hit)
 
 
 def ensure_rows(name: str, profile: str, recompute: bool = False, root: Path | str | None = None):
@@ -286,7 +333,7 @@ def ensure_rows(name: str, profile: str, recompute: bool = False, root: Path | s
     root = Path(root or default_root(profile))
     exp = experiments.get(name)
     if recompute or profile == "smoke":
-        run_sweep(name, profile, root=root, progress=False)
+        run_sweep(name, profile, executor="inline", root=root, progress=False)
     ids = [cfg_id(name, c) for c in exp.configs(profile)]
     rows = {r["cfg_id"]: r for r in ResultStore(root).rows(name)}  # read once, used for all checks below
     missing = [i for i in ids if rows.get(i, {}).get("status") not in DONE_STATUSES]
@@ -301,23 +348,27 @@ def ensure_rows(name: str, profile: str, recompute: bool = False, root: Path | s
             f"{len(missing)} of {len(ids)} {profile!r} rows of {name!r} are missing under {root / name} "
             f"({shown}). Produce them {where}with: python -m potlib run {name} --profile {profile}"
         )
-    return rows_to_frame([rows[i] for i in ids])
+    frame = rows_to_frame([rows[i] for i in ids])
+    now = fingerprint(exp)
+    frame["stale"] = [rows[i]["provenance"].get("code_fingerprint") not in (None, now) for i in ids]
+    return frame
 
 
 def status_frame(profiles=experiments.PROFILES, root: Path | str | None = None):
-    """Rows present vs expected per experiment and profile, with wall time and devices."""
+    """Rows present vs expected per experiment and profile: wall time, devices, stale rows."""
     import pandas as pd
 
     records = []
     for name in experiments.names():
         exp = experiments.get(name)
+        now = fingerprint(exp)
         for profile in profiles:
             if profile not in exp.profiles:
                 continue
             store = ResultStore(root or default_root(profile))
             expected = {cfg_id(name, c) for c in exp.configs(profile)}
             rec = {"experiment": name, "profile": profile, "expected": len(expected), "done": 0, "diverged": 0,
-                   "failed": 0, "wall_h": 0.0, "devices": "", "corrupt": "", "needs_gpu": exp.uses_gpu}
+                   "failed": 0, "stale": 0, "wall_h": 0.0, "devices": "", "corrupt": "", "needs_gpu": exp.uses_gpu}
             try:
                 rows = [r for r in store.rows(name) if r["cfg_id"] in expected]
             except CorruptRowError as e:
@@ -327,6 +378,7 @@ def status_frame(profiles=experiments.PROFILES, root: Path | str | None = None):
             rec["done"] = sum(r["status"] in DONE_STATUSES for r in rows)
             rec["diverged"] = sum(r["status"] == "diverged" for r in rows)
             rec["failed"] = sum(r["status"] == "failed" for r in rows)
+            rec["stale"] = sum(r["provenance"].get("code_fingerprint") not in (None, now) for r in rows)
             rec["wall_h"] = round(sum(float(r["provenance"].get("wall_seconds") or 0) for r in rows) / 3600, 4)
             rec["devices"] = "; ".join(sorted({r["provenance"].get("device", "?") for r in rows}))
             records.append(rec)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run paper grids on a (possibly time-limited) GPU machine and pack the new rows into one archive.
+# Run gpu grids on a (possibly time-limited) GPU machine and pack the new rows into one archive.
 #
 #   scripts/gpu_batch.sh OUT_DIR SECONDS EXPERIMENT[:EXECUTOR] ...
 #
@@ -27,9 +27,9 @@ for item in "$@"; do
   [[ $item == *:* ]] && executor=${item#*:}
   left=$(( budget - ($(date +%s) - start) ))
   if (( left <= 0 )); then echo "time budget spent before $exp"; break; fi
-  "$python" -m potlib run "$exp" --profile paper --executor "$executor" --time-budget "$left" || true
+  "$python" -m potlib run "$exp" --profile gpu --executor "$executor" --time-budget "$left" || true
 done
-"$python" -m potlib status --profile paper || true
+"$python" -m potlib status --profile gpu || true
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 root=${POTLIB_RESULTS:-data/results}

@@ -15,6 +15,7 @@ from potlib import experiments
 from potlib.cli import main as cli
 from potlib.config import Config, ConfigError, cfg_id
 from potlib.results import CorruptRowError, MissingResultsError, ResultStore
+from potlib.errors import DataUnavailable
 from potlib.sweep import ensure_rows, run_sweep
 
 
@@ -56,7 +57,7 @@ def test_cfg_id_is_stable_and_content_based():
 def test_unknown_experiment_and_profile():
     with pytest.raises(experiments.UnknownExperimentError, match="unknown experiment 'nope'; known experiments: .*gradflow_depth"):
         experiments.get("nope")
-    with pytest.raises(experiments.UnknownProfileError, match="profile 'huge' is not defined.*allowed: paper, smoke"):
+    with pytest.raises(experiments.UnknownProfileError, match="profile 'huge' is not defined.*allowed: cpu, smoke"):
         experiments.get("gradflow_depth").configs("huge")
 
 
@@ -64,9 +65,16 @@ def test_cli_errors_name_what_is_allowed(capsys):
     assert cli(["run", "nope"]) == 2
     assert "known experiments" in capsys.readouterr().err
     assert cli(["run", "gradflow_softmax", "--profile", "big"]) == 2
-    assert "allowed: paper, smoke" in capsys.readouterr().err
+    assert "invalid choice: 'big' (choose from 'smoke', 'cpu', 'gpu')" in capsys.readouterr().err
+    assert cli(["run", "gradflow_softmax", "--profile", "gpu"]) == 2  # a profile this experiment lacks
+    assert "allowed: cpu, smoke" in capsys.readouterr().err
     assert cli(["run", "gradflow_softmax", "--executor", "cloud", "--quiet"]) == 2
-    assert "allowed: inline, local, slurm" in capsys.readouterr().err
+    assert "invalid choice: 'cloud'" in capsys.readouterr().err
+    for flag, value, msg in (("--workers", "0", "an int >= 1"), ("--workers", "-1", "an int >= 1"),
+                             ("--time-budget", "-5", "seconds > 0"), ("--time-budget", "soon", "not a number"),
+                             ("--shard", "3/2", "0 <= K < N")):
+        assert cli(["run", "toy", flag, value]) == 2, flag
+        assert msg in capsys.readouterr().err, (flag, value)
 
 
 def test_sweep_records_ok_diverged_and_failed_and_resumes(toy_env):
@@ -100,8 +108,8 @@ def test_corrupt_row_is_reported_by_file_name(toy_env):
 
 
 def test_render_only_run_names_missing_rows_and_command(toy_env):
-    with pytest.raises(MissingResultsError, match=r"8 of 8 'paper' rows of 'toy' are missing.*python -m potlib run toy --profile paper"):
-        ensure_rows("toy", "paper", root=toy_env / "empty")
+    with pytest.raises(MissingResultsError, match=r"8 of 8 'cpu' rows of 'toy' are missing.*python -m potlib run toy --profile cpu"):
+        ensure_rows("toy", "cpu", root=toy_env / "empty")
     with pytest.raises(RuntimeError, match="1 'smoke' runs of 'toy' failed; the first: RuntimeError: toy failure"):
         ensure_rows("toy", "smoke", root=toy_env / "smoke")
     with pytest.raises(TypeError, match="recompute = 'yes'"):
@@ -110,7 +118,7 @@ def test_render_only_run_names_missing_rows_and_command(toy_env):
 
 def test_killed_sweep_resumes_without_lost_or_duplicated_rows(toy_env):
     root = toy_env / "res"
-    cmd = [sys.executable, "-m", "potlib", "run", "toy", "--profile", "paper", "--results-dir", str(root), "--quiet"]
+    cmd = [sys.executable, "-m", "potlib", "run", "toy", "--profile", "cpu", "--results-dir", str(root), "--quiet"]
     proc = subprocess.Popen(cmd, env=os.environ.copy(), start_new_session=True)
     folder = root / "toy"
     deadline = time.time() + 60
@@ -162,16 +170,32 @@ def test_shards_partition_the_grid(toy_env):
     assert cli(["run", "toy", "--shard", "1of2"]) == 2
 
 
+def test_a_data_error_stops_the_sweep_at_the_first_config(toy_env, capsys):
+    """Every config would fail the same way: one failed row, one clear message, exit code 2."""
+    root = toy_env / "nodata"
+    with pytest.raises(DataUnavailable, match="toy.bin is missing"):
+        run_sweep("toy", "gpu", executor="inline", root=root, progress=False)
+    assert [r["status"] for r in ResultStore(root).rows("toy")] == ["failed"]
+    assert cli(["run", "toy", "--profile", "gpu", "--executor", "inline", "--results-dir", str(root), "--quiet"]) == 2
+    assert "toy.bin is missing" in capsys.readouterr().err
+    with pytest.raises(DataUnavailable):
+        run_sweep("toy", "gpu", root=toy_env / "nodata-local", executor="local", workers=2, progress=False)
+    assert len(ResultStore(toy_env / "nodata-local").rows("toy")) <= 2  # at most the runs already in flight
+
+
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the CPU-only guard")
-def test_gpu_paper_grid_refuses_cpu(capsys, tmp_path):
-    assert cli(["run", "credit_ladder", "--profile", "paper", "--results-dir", str(tmp_path), "--quiet"]) == 2
+def test_gpu_grid_refuses_cpu(capsys, tmp_path):
+    assert cli(["run", "credit_ladder", "--profile", "gpu", "--results-dir", str(tmp_path), "--quiet"]) == 2
     assert "must come from a CUDA GPU" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
 
 
-def test_time_budget_stops_cleanly_and_resumes(toy_env):
+@pytest.mark.parametrize("executor", ["inline", "local", "slurm"])
+def test_time_budget_stops_cleanly_and_resumes(toy_env, executor):
     root = toy_env / "res"
-    first = run_sweep("toy", "paper", root=root, progress=False, time_budget=0.5, allow_cpu=True)
-    assert 1 <= first.ran < 8 and first.statuses == {"ok": first.ran}
-    rest = run_sweep("toy", "paper", root=root, progress=False)
+    slurm = {"cluster": "debug", "folder": str(toy_env / "submitit")}
+    first = run_sweep("toy", "cpu", executor=executor, root=root, progress=False, time_budget=0.5, workers=2,
+                      slurm=slurm)
+    assert 1 <= first.ran < 8 and first.statuses == {"ok": first.ran} and first.stopped_by_budget
+    rest = run_sweep("toy", "cpu", root=root, progress=False)
     assert first.ran + rest.ran == 8 and len(ResultStore(root).rows("toy")) == 8

@@ -204,12 +204,12 @@ def test_train_loop_learns_with_bp():
     assert r.metrics["gamma"] == pytest.approx(1.0, abs=1e-5)
 
 
-def test_paper_grids_have_the_documented_sizes():
+def test_gpu_grids_have_the_documented_sizes():
     from potlib import experiments
 
-    assert len(experiments.get("credit_ladder").configs("paper")) == 4 * 4 * 4 * 3
-    assert len(experiments.get("credit_cifar").configs("paper")) == 5 * 4
-    assert len(experiments.get("credit_ablations").configs("paper")) == 13 * 3
+    assert len(experiments.get("credit_ladder").configs("gpu")) == 4 * 4 * 4 * 3
+    assert len(experiments.get("credit_cifar").configs("gpu")) == 5 * 4
+    assert len(experiments.get("credit_ablations").configs("gpu")) == 13 * 3
 
 
 def _check_rows(root: Path, name: str):
@@ -240,7 +240,7 @@ def test_smoke_profile_end_to_end(name, tmp_path):
 def test_cifar_code_path_on_fake_data():
     from potlib.experiments.credit_cifar import SMOKE_BASE, run
 
-    out = run(SMOKE_BASE.replace(dataset="fake", method="CB"))
+    out = run(SMOKE_BASE.replace(dataset="fake", method="CB"), torch.device("cpu"))
     assert out.dataset.startswith("fake") and np.isfinite(out.metrics["gamma"])
     assert out.artifacts["rho_per_layer"].shape == (SMOKE_BASE.n_layers,)
 

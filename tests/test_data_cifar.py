@@ -28,6 +28,12 @@ OUTER_DATA_CACHE = os.environ.get("POTLIB_DATA_CACHE") or str(
 
 
 
+@pytest.fixture(autouse=True)
+def tiny_batches(monkeypatch):
+    """Fake canonical batches hold 4 images; the loader checks for that count instead of 10,000."""
+    monkeypatch.setattr(cifar, "BATCH_IMAGES", 4)
+
+
 def _fake_batches(folder: Path, n: int = 4) -> dict[str, np.ndarray]:
     """Tiny batches in the canonical layout: data (n, 3072) uint8 = R plane, G plane, B plane."""
     folder.mkdir(parents=True)
@@ -55,6 +61,28 @@ def test_pickle_batches(iso):
     assert xt.shape == (4, 32, 32, 3)
 
 
+def test_a_truncated_loose_batch_names_the_file(iso):
+    folder = iso / "data" / cifar.CANON_FOLDER
+    _fake_batches(folder)
+    f = folder / "data_batch_3"
+    f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])
+    with pytest.raises(root.ChecksumError, match=r"data_batch_3 is damaged \(UnpicklingError.*expected a CIFAR-10 batch"):
+        cifar.load_cifar10("train")
+
+
+def test_a_well_formed_batch_of_the_wrong_size_is_refused(iso):
+    folder = iso / "data" / cifar.CANON_FOLDER
+    _fake_batches(folder)
+    with open(folder / "test_batch", "wb") as fh:  # 20 images: loads, but it is not CIFAR-10's test set
+        pickle.dump({b"data": np.zeros((20, 3072), np.uint8), b"labels": [0] * 20}, fh)
+    with pytest.raises(root.ChecksumError, match=r"test_batch holds data of shape \(20, 3072\).*expected \(4, 3072\)"):
+        cifar.load_cifar10("test")
+    with open(folder / "test_batch", "wb") as fh:  # right size, labels out of range
+        pickle.dump({b"data": np.zeros((4, 3072), np.uint8), b"labels": [0, 1, 2, 11]}, fh)
+    with pytest.raises(root.ChecksumError, match="labels in 0..9"):
+        cifar.load_cifar10("test")
+
+
 def test_tensors_are_normalised(iso):
     _fake_batches(iso / "data" / cifar.CANON_FOLDER)
     x, y, _ = cifar.load_cifar10("test")
@@ -70,9 +98,17 @@ def test_missing_everything_is_a_clear_error(iso):
     with pytest.raises(DataError) as e:
         cifar.load_cifar10("train")
     msg = str(e.value)
-    assert cifar.JPEG_ARCHIVE in msg and cifar.CANON_ARCHIVE in msg and "POTLIB_DATA" in msg
+    assert cifar.JPEG_ARCHIVE in msg and cifar.CANON_ARCHIVE in msg and "(from POTLIB_DATA)" in msg
+    assert "the JPEG archive" in msg and "shared/datasets" in msg
     with pytest.raises(ValueError, match="split='val'"):
         cifar.load_cifar10("val")
+
+
+def test_the_message_says_where_the_root_comes_from(iso, monkeypatch):
+    monkeypatch.delenv("POTLIB_DATA")
+    assert "the default; set POTLIB_DATA" in root.describe_root()
+    monkeypatch.setenv("POTLIB_DATA", str(iso / "data"))
+    assert "(from POTLIB_DATA)" in root.describe_root()
 
 
 def _jpeg(rgb: tuple[int, int, int]) -> bytes:

@@ -43,6 +43,44 @@ def test_parse_skips_multiword_tokens_and_empty_nodes():
     assert len(s) == 5
 
 
+def _tree(rows: list[str], sid: str = "c1") -> str:
+    return f"# sent_id = {sid}\n" + "\n".join("\t".join(r.split()) for r in rows) + "\n\n"
+
+
+GOOD = ["1 Dogs dog NOUN _ _ 2 nsubj _ _", "2 bark bark VERB _ _ 0 root _ _"]
+MALFORMED = {
+    "head is _": (["1 Dogs dog NOUN _ _ _ nsubj _ _", GOOD[1]], r"word 1: HEAD is '_'"),
+    "head out of range": (["1 Dogs dog NOUN _ _ 7 nsubj _ _", GOOD[1]], r"word 1: HEAD 7 is not allowed; allowed: an int in \[0, 2\]"),
+    "head not an int": (["1 Dogs dog NOUN _ _ x nsubj _ _", GOOD[1]], r"sentence c1 \(line 5\).*head"),
+    "self loop": (["1 Dogs dog NOUN _ _ 1 nsubj _ _", GOOD[1]], r"word 1: HEAD 1 points to the word itself"),
+    "two roots": (["1 Dogs dog NOUN _ _ 0 nsubj _ _", GOOD[1]], r"2 words have HEAD 0"),
+    "no root": (["1 Dogs dog NOUN _ _ 2 nsubj _ _", "2 bark bark VERB _ _ 1 root _ _"], r"0 words have HEAD 0"),
+    "cycle": (["1 a a X _ _ 2 dep _ _", "2 b b X _ _ 1 dep _ _", "3 c c X _ _ 0 root _ _"], r"cycle"),
+    "ids skip": (["1 Dogs dog NOUN _ _ 3 nsubj _ _", "3 bark bark VERB _ _ 0 root _ _"], r"word ids must run 1, 2"),
+    "id not an int": (["x Dogs dog NOUN _ _ 0 root _ _"], r"sentence c1.*'x' is not a valid ID"),
+    "missing deprel": (["1 Dogs dog NOUN _ _ 2 _ _ _", GOOD[1]], r"word 1: DEPREL is '_'"),
+    "too few fields": (["1 Dogs dog NOUN _ _ 2 nsubj", GOOD[1]], r"line 6, sentence c1: 8 tab-separated fields"),
+    "no words": (["# only a comment"], r"the sentence has no words"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_every_malformed_tree_raises_one_error_naming_file_sentence_and_word(case):
+    rows, message = MALFORMED[case]
+    text = _tree(GOOD, "ok0") + _tree(rows)
+    with pytest.raises(ud.ConlluError, match=message) as info:
+        ud.parse_conllu(text, source="bad.conllu")
+    assert "bad.conllu" in str(info.value) and isinstance(info.value, ValueError)
+
+
+def test_the_issue_example_names_file_sentence_and_word(tmp_path):
+    path = tmp_path / "c.conllu"
+    path.write_text("# sent_id = c1\n1\tDogs\tdog\tNOUN\t_\t_\t_\tnsubj\t_\t_\n2\tbark\tbark\tVERB\t_\t_\t0\troot\t_\t_\n")
+    with open(path, encoding="utf-8") as f, pytest.raises(ud.ConlluError) as info:
+        ud.parse_conllu(f, source=str(path))
+    assert str(info.value).startswith(f"{path}, sentence c1 (line 1), word 1: HEAD is '_'")
+
+
 def test_bad_protocol_and_split():
     with pytest.raises(ValueError, match="protocol='leaky'"):
         ud.protocol_splits("leaky")

@@ -384,4 +384,4 @@ def test_smoke_profile_writes_ok_rows(name, tmp_path):
     rows = ResultStore(tmp_path).rows(name)
     assert len(rows) == report.expected and all(r["status"] == "ok" for r in rows), [r["error"] for r in rows]
     assert experiments.get(name).uses_gpu
-    assert len(experiments.get(name).configs("paper")) >= 3
+    assert len(experiments.get(name).configs("gpu")) >= 3

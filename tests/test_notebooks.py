@@ -9,7 +9,9 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.i
 
 
 # Notebooks whose smoke profile reads a dataset, and the archive it needs under POTLIB_DATA.
-NEEDS_DATA = {"parser_data": "ud_english_ewt_v2.16.tar.gz", "scorecard": "ud_english_ewt_v2.16.tar.gz"}
+UD = "ud_english_ewt_v2.16.tar.gz"
+NEEDS_DATA = {"parser_data": UD, "parser_gradient_modes": UD, "scorecard": UD}
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
@@ -25,12 +27,66 @@ def test_notebook_smoke(notebook, tmp_path):
 
 def test_bad_parameter_is_a_clear_error(tmp_path):
     nb = NOTEBOOKS[0]
-    with pytest.raises(pm.PapermillExecutionError, match=r"profile = 'large' is not allowed; allowed: 'smoke', 'paper'"):
+    with pytest.raises(pm.PapermillExecutionError, match=r"profile = 'large' is not allowed; allowed: 'smoke', 'cpu', 'gpu'"):
         pm.execute_notebook(str(nb), str(tmp_path / nb.name), parameters={"profile": "large"},
                             kernel_name="python3", cwd=str(tmp_path), progress_bar=False)
     with pytest.raises(pm.PapermillExecutionError, match=r"recompute = 'no' is not allowed"):
         pm.execute_notebook(str(nb), str(tmp_path / nb.name), parameters={"profile": "smoke", "recompute": "no"},
                             kernel_name="python3", cwd=str(tmp_path), progress_bar=False)
+
+
+def test_a_misspelt_parameter_is_an_error_naming_the_allowed_ones(tmp_path):
+    nb = NOTEBOOKS[0]
+    with pytest.raises(pm.PapermillExecutionError, match=r"unknown notebook parameter\(s\) 'profle'; allowed: profile, recompute"):
+        pm.execute_notebook(str(nb), str(tmp_path / nb.name), parameters={"profle": "smoke"},
+                            kernel_name="python3", cwd=str(tmp_path), progress_bar=False)
+
+
+def _code_cells(path):
+    import nbformat
+
+    return [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_committed_notebooks_store_their_outputs(notebook):
+    """nbval compares stored outputs: a notebook saved without them (nbstripout, "clear all outputs")
+    would pass vacuously, so every code cell must have run and every checked cell must have output."""
+    for i, cell in enumerate(_code_cells(notebook)):
+        assert cell.get("execution_count") is not None, f"{notebook.name}: code cell {i} was never executed"
+        if "NBVAL_CHECK_OUTPUT" in cell.source:
+            assert cell.get("outputs"), f"{notebook.name}: checked cell {i} has no stored output"
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_machinery_is_hidden_from_the_page(notebook):
+    """Parameters, checked printouts and assertions run (papermill, nbval) but never show in the book."""
+    for i, cell in enumerate(_code_cells(notebook)):
+        tags = cell.metadata.get("tags", [])
+        src = cell.source.lstrip()
+        machinery = ("parameters" in tags or src.startswith("# NBVAL_CHECK_OUTPUT")
+                     or src.startswith("assert") or "check_params(" in src)
+        if machinery:
+            assert "remove-cell" in tags, f"{notebook.name}: cell {i} is machinery but has no remove-cell tag"
+        else:  # what is left shows results: its code is folded or removed
+            assert {"hide-input", "remove-input", "remove-cell"} & set(tags), f"{notebook.name}: cell {i} shows its code"
+
+
+CONTROL = [chr(c) for c in range(32) if chr(c) not in "\n\t"] + ["\x7f"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS + sorted((ROOT / "book").glob("*.md")), ids=lambda p: p.name)
+def test_sources_have_no_control_characters(path):
+    """A stray carriage return or escape in a page source renders as garbage (e.g. "\\rVert" -> "<CR>Vert")."""
+    if path.suffix == ".ipynb":
+        import nbformat
+
+        texts = [(i, c.source) for i, c in enumerate(nbformat.read(path, as_version=4).cells)]
+    else:
+        texts = [(0, path.read_text(encoding="utf-8"))]
+    for i, text in texts:
+        bad = sorted({repr(ch) for ch in text if ch in CONTROL})
+        assert not bad, f"{path.name}: cell {i} contains control characters {', '.join(bad)}"
 
 
 def test_every_notebook_has_typed_parameters_cell():
@@ -40,4 +96,4 @@ def test_every_notebook_has_typed_parameters_cell():
         nb = nbformat.read(path, as_version=4)
         cell = next(c for c in nb.cells if c.cell_type == "code")
         assert "parameters" in cell.metadata.get("tags", []), path.name
-        assert 'profile: str = "paper"' in cell.source and "recompute: bool = False" in cell.source, path.name
+        assert 'profile: str = "cpu"' in cell.source and "recompute: bool = False" in cell.source, path.name

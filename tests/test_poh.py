@@ -254,9 +254,77 @@ def test_config_validation():
         PoHGradModesConfig(max_inner_iters=3, grad_mode="last_nograd", deep_supervision=True)
     with pytest.raises(ConfigError, match="grad_mode"):
         PoHGradModesConfig(max_inner_iters=3, grad_mode="last")
-    paper = PROFILES["paper"]()
-    assert len(paper) == 54 and {c.protocol for c in paper} == {"published", "clean"}
-    assert {c.seed for c in paper} == {42, 123, 456}
+    with pytest.raises(ConfigError, match="halting"):
+        PoHGradModesConfig(block="vanilla", halting="entropy")
+    with pytest.raises(ConfigError, match="batch_order"):
+        PoHGradModesConfig(batch_order="random")
+    for name, n in (("cpu", 48), ("gpu", 72)):
+        grid = PROFILES[name]()
+        assert len(grid) == n and {c.protocol for c in grid} == {"published", "clean"}
+        assert {c.seed for c in grid} == {42, 123, 456}
+        # the original's defaults (entropy halting, top-2 Gumbel) for T=3 full, 3 last, 5 last
+        orig = {(c.max_inner_iters, c.grad_mode) for c in grid if c.halting == "entropy"}
+        assert orig == {(3, "full"), (3, "last_detach"), (5, "last_detach")}
+        assert all(c.routing_topk == 2 for c in grid if c.halting == "entropy")
+    cpu = PROFILES["cpu"]()
+    assert {c.batch_order for c in cpu} == {"length_buckets"}
+    # the leaky protocol runs the published rows (and their original-defaults versions) only
+    leaky = {(c.block, c.max_inner_iters, c.grad_mode, c.halting, c.deep_supervision) for c in cpu if c.protocol == "published"}
+    assert ("vanilla", 1, "full", "fixed", False) not in leaky and len(leaky) == 7
+    assert len({c for c in cpu if c.protocol == "clean"}) == 27
+    assert {c.batch_order for c in PROFILES["gpu"]()} == {"file"}
+
+
+def _confident_block(T: int, mode: str) -> PoHBlock:
+    """A block whose routing logits are huge and one-hot: entropy ~0, so entropy halting stops at once."""
+    torch.manual_seed(0)
+    block = PoHBlock(16, n_heads=4, d_ff=32, max_inner_iters=T, grad_mode=mode, halting="entropy")
+    with torch.no_grad():
+        for mlp in (block.controller.mlp_static, block.controller.mlp_recur):
+            mlp[-1].weight.zero_()
+            mlp[-1].bias.copy_(torch.tensor([50.0, 0.0, 0.0, 0.0]))
+    return block
+
+
+@pytest.mark.parametrize("mode", GRAD_MODES)
+def test_entropy_halting_stops_early_and_last_modes_lose_the_block_gradient(mode):
+    x = torch.randn(2, 5, 16, requires_grad=True)
+    block = _confident_block(3, mode)
+    y, aux = block(x)
+    assert aux["inner_iters_used"] == 1 and aux["alphas"].shape[1] == 1
+    y.sum().backward()
+    attn_grad = block.mha.q.weight.grad
+    if mode == "full":  # the one iteration taken keeps its graph
+        assert attn_grad is not None and attn_grad.abs().sum() > 0
+    else:  # the original's cut happened after iteration 1 (< T): attention gets no gradient at all
+        assert attn_grad is None
+    assert block.ff[0].weight.grad is not None  # the FFN after the loop always learns
+
+
+def test_entropy_halting_runs_to_T_when_routing_is_uncertain_and_is_off_under_deep_supervision():
+    torch.manual_seed(0)
+    block = PoHBlock(16, n_heads=4, d_ff=32, max_inner_iters=3, halting="entropy", ent_threshold=1e-6)
+    _, aux = block(torch.randn(2, 5, 16))
+    assert aux["inner_iters_used"] == 3
+    _, aux = _confident_block(3, "full")(torch.randn(2, 5, 16), collect_all=True)
+    assert aux["inner_iters_used"] == 3 and len(aux["routed"]) == 3
+    with pytest.raises(ValueError, match="halting"):
+        PoHBlock(16, n_heads=4, halting="act")
+
+
+def test_length_buckets_cover_every_sentence_once_and_shuffle_by_seed():
+    from potlib.parser_train import batches
+
+    sents = [{"words": ["w"] * n, "heads": [0] * n} for n in (5, 1, 3, 2, 4, 6, 1)]
+    file_order = [len(w) for ws, _, _ in batches(sents, 2) for w in ws]
+    assert file_order == [5, 1, 3, 2, 4, 6, 1]
+    sorted_eval = [[len(w) for w in ws] for ws, _, _ in batches(sents, 2, "length_buckets")]
+    assert sorted_eval == [[1, 1], [2, 3], [4, 5], [6]]
+    a = [[len(w) for w in ws] for ws, _, _ in batches(sents, 2, "length_buckets", shuffle_seed=1)]
+    b = [[len(w) for w in ws] for ws, _, _ in batches(sents, 2, "length_buckets", shuffle_seed=1)]
+    assert a == b and sorted(a) == sorted(sorted_eval)
+    with pytest.raises(ValueError, match="order"):
+        next(batches(sents, 2, "random"))
 
 
 @needs_ud

@@ -18,7 +18,7 @@ from potlib.credit.teacher import make_ladder
 from potlib.credit.train import build, train, train_step
 from potlib.experiments.credit_ladder import SMOKE_BASE
 from potlib.models.resmlp import ResMLP
-from potlib.sweep import set_seed
+from potlib.runtime import set_seed
 
 CFGS = [SMOKE_BASE.replace(method="BP", seed=42), SMOKE_BASE.replace(method="BP", seed=123),
         SMOKE_BASE.replace(method="DFA", seed=42)]
@@ -127,15 +127,18 @@ def test_cuda_graph_equals_eager():
 
 def test_run_group_writes_the_rows_run_one_would(tmp_path):
     """Ladder smoke configs (BP/DFA, two α) grouped: rows match run_one's, with provenance."""
-    from potlib.config import cfg_id
-    from potlib.credit.replicas import replica_groups, run_group
-    from potlib.results import ResultStore
-    from potlib.sweep import run_one
+    import torch
 
+    from potlib import experiments
+    from potlib.config import cfg_id
+    from potlib.results import ResultStore
+    from potlib.sweep import run_group, run_one
+
+    exp = experiments.get("credit_ladder")
     cfgs = [SMOKE_BASE.replace(method=m, alpha=a) for m in ("BP", "DFA") for a in (1.0, 0.5)]
-    groups, rest = replica_groups(cfgs + [SMOKE_BASE.replace(method="CB")])
+    groups, rest = exp.group_configs(cfgs + [SMOKE_BASE.replace(method="CB")], 64)
     assert len(groups) == 1 and len(groups[0]) == 4 and [c.method for c in rest] == ["CB"]
-    rows = run_group("credit_ladder", groups[0], "smoke", tmp_path / "grouped")
+    rows = run_group(exp, "credit_ladder", groups[0], "smoke", ResultStore(tmp_path / "grouped"), torch.device("cpu"))
     store = ResultStore(tmp_path / "grouped")
     for c, row in zip(cfgs, rows):
         assert row["status"] == "ok" and row["provenance"]["replica_group"] == 4

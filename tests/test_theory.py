@@ -74,7 +74,7 @@ def test_config_validation_and_profiles():
         TheoryConfig(gamma=0.0)
     with pytest.raises(ConfigError, match="T"):
         TheoryConfig(T=0)
-    assert len(PROFILES["paper"]()) == 3 * 7 * 12
+    assert len(PROFILES["cpu"]()) == 3 * 7 * 12
 
 
 def test_smoke_sweep_writes_rows(tmp_path):

@@ -8,7 +8,7 @@ matmuls (``torch.baddbmm``) over the replica axis: one launch per layer instead 
 Equivalence with :func:`potlib.credit.train.train` run alone (tested in ``tests/test_replicas.py``):
 
 - initialisation: replica r is built by :func:`potlib.credit.train.build` right after
-  ``set_seed(cfg.seed)``, exactly as ``potlib.sweep.run_one`` + ``train`` build it, then stacked;
+  ``set_seed(cfg.seed)``, exactly as the runner (``potlib.runtime.run_config``) + ``train`` build it, then stacked;
 - data order: one ``torch.Generator(device).manual_seed(cfg.seed)`` per replica draws the same
   per-epoch permutation that ``train`` draws; the metric generator (seed + 1) likewise;
 - optimiser: AdamW and its weight decay are elementwise, so one AdamW over stacked tensors is R
@@ -35,7 +35,7 @@ Sweeps: :func:`replica_groups` splits a grid into groups (``seed``, ``method`` a
 as ``potlib.sweep.run_one`` would (``provenance.replica_group = R``, wall seconds = group wall / R).
 The sweep executor is not wired to them yet.
 
-    python -m potlib bench --workload ladder_L4 --replicas 16   # timings, see potlib.bench
+    python -m potlib bench --workload ladder_L4 --replicas 16   # timings, see potlib.experiments.bench
 """
 
 from __future__ import annotations
@@ -222,7 +222,7 @@ class ReplicaTrainer:
 
     def __init__(self, configs: list[CreditConfig], data, device, n_classes: int | None = None,
                  dtype: torch.dtype | None = None, cuda_graph: bool = False):
-        from potlib.sweep import set_seed
+        from potlib.runtime import set_seed
 
         check_group(configs)
         self.configs, self.R = list(configs), len(configs)
@@ -236,7 +236,7 @@ class ReplicaTrainer:
 
         models, self.rules = [], []
         for c in configs:
-            set_seed(c.seed)  # as run_one does before exp.run -> train -> build
+            set_seed(c.seed)  # as run_config does before exp.run -> train -> build
             m, rule = build(c, d_in, self.n_classes, device)
             if dtype is not None:
                 m, rule = m.to(dtype), rule.to(dtype)
@@ -441,88 +441,6 @@ def train_replicas(configs: list[CreditConfig], data, device, n_classes: int | N
     ``set_seed(cfg.seed)`` for each config, to float rounding.
     """
     return ReplicaTrainer(configs, data, device, n_classes, cuda_graph=cuda_graph).run()
-
-
-# -- sweeps: one row per config, as potlib.sweep.run_one writes it ----------------------------------
-def experiment_data(cfg: CreditConfig, device) -> tuple[tuple[Tensor, ...], dict]:
-    """``(data, info)`` exactly as the credit experiments' ``run`` builds them for ``cfg``.
-
-    ``info`` has ``dataset``, ``sha256`` and the extra metrics (``majority_frac`` for the ladder).
-    """
-    from potlib.experiments.credit_cifar import CifarConfig, load
-    from potlib.experiments.credit_ladder import LadderConfig
-
-    if isinstance(cfg, LadderConfig):
-        from potlib.credit.teacher import make_ladder
-
-        *data, info = make_ladder(cfg.alpha, cfg.teacher_depth or cfg.n_layers, cfg.d, cfg.n_classes,
-                                  cfg.n_train, cfg.n_test, cfg.teacher_seed, device)
-        return tuple(data), {"dataset": info["dataset"], "sha256": info["sha256"], "n_classes": cfg.n_classes,
-                             "extra": {"majority_frac": info["majority_frac"]}}
-    if isinstance(cfg, CifarConfig):
-        data, info = load(cfg, device)
-        return data, {"dataset": info["dataset"], "sha256": info.get("sha256"), "n_classes": 10, "extra": {}}
-    raise TypeError(f"config {type(cfg).__name__} is not allowed: LadderConfig or CifarConfig")
-
-
-def run_group(name: str, configs: list[CreditConfig], profile: str, root) -> list[dict]:
-    """Train one replica group of experiment ``name`` and write one row per config (like ``run_one``).
-
-    Each row's ``wall_seconds`` is the group's wall time divided by R, and its provenance carries
-    ``replica_group = R``; peak memory is the group's (CUDA only). A failure marks every row failed.
-    Configs whose data differ (e.g. different α) are fine: each replica gets its own data.
-    """
-    import os
-    import time
-    import traceback
-
-    from potlib import provenance
-    from potlib.results import ResultStore
-    from potlib.sweep import _non_finite, write_row
-
-    device = provenance.pick_device(os.environ.get("POTLIB_DEVICE", "auto"))
-    store = ResultStore(root)
-    start = time.perf_counter()
-    infos, outcomes, error, peak, kind = [], None, None, None, None
-    try:
-        cache: dict = {}
-        sets = []
-        for c in configs:  # configs with the same data share one tensor set
-            key = repr({k: v for k, v in c.to_dict().items() if k not in VARYING})
-            if key not in cache:
-                cache[key] = experiment_data(c, device)
-            sets.append(cache[key][0])
-            infos.append(cache[key][1])
-        if torch.device(device).type == "cuda":
-            from potlib.memory import track_peak
-
-            with track_peak(device) as pk:
-                outcomes = train_replicas(configs, sets, device, infos[0]["n_classes"])
-            peak, kind = pk.bytes, pk.kind
-        else:
-            outcomes = train_replicas(configs, sets, device, infos[0]["n_classes"])
-    except Exception as e:  # noqa: BLE001 - recorded in every row of the group
-        error = f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=8)}"
-    wall = (time.perf_counter() - start) / len(configs)
-    rows = []
-    for i, c in enumerate(configs):
-        status, err, metrics, artifacts = "failed", error, {}, {}
-        if outcomes is not None:
-            res = outcomes[i]
-            metrics = dict(res.metrics, **infos[i]["extra"])
-            artifacts = dict(res.artifacts)
-            status = "ok"
-            bad = _non_finite(metrics)
-            if res.diverged:
-                status, err = "diverged", "non-finite loss during training"
-            elif bad:
-                status, err = "diverged", f"non-finite metrics: {', '.join(bad)}"
-        info = infos[i] if i < len(infos) else {}
-        row = write_row(store, name, c, profile, status, err, metrics, artifacts, device, wall,
-                        dataset=info.get("dataset"), dataset_sha256=info.get("sha256"),
-                        peak_memory_bytes=peak, peak_memory_kind=kind, replica_group=len(configs))
-        rows.append(row)
-    return rows
 
 
 def replica_groups(configs: list[CreditConfig], max_replicas: int = 64) -> tuple[list[list[CreditConfig]], list]:

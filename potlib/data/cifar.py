@@ -27,8 +27,10 @@ import numpy as np
 
 from potlib.data.root import (
     ARCHIVES,
+    ChecksumError,
     DataError,
     _download_allowed,
+    describe_root,
     cached_sha256,
     data_cache,
     data_root,
@@ -127,6 +129,31 @@ def _canonical_folder() -> tuple[Path, str | None] | None:
     return None
 
 
+BATCH_IMAGES = 10_000  # every canonical batch file (data_batch_1..5, test_batch) holds 10,000 images
+
+
+def _read_batch(f: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(data uint8 (10000, 3072), labels int64 (10000,)) of one canonical batch file, checked.
+
+    Loose batch files have no published checksum, so their content is checked instead: a pickle
+    that does not load, or that does not hold 10,000 3072-byte images with labels in 0..9, raises a
+    :class:`~potlib.data.root.ChecksumError` naming the file, what was expected and how to fix it.
+    """
+    fix = f"replace it with a fresh copy from {ARCHIVES[CANON_ARCHIVE].url}"
+    try:
+        with open(f, "rb") as fh:
+            batch = pickle.load(fh, encoding="bytes")
+        data = np.asarray(batch[b"data"], dtype=np.uint8)
+        labels = np.asarray(batch[b"labels"], dtype=np.int64)
+    except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError, AttributeError) as e:
+        raise ChecksumError(f"{f} is damaged ({type(e).__name__}: {e}); expected a CIFAR-10 batch pickle with "
+                            f"{BATCH_IMAGES} images: {fix}") from None
+    if data.shape != (BATCH_IMAGES, 3072) or labels.shape != (BATCH_IMAGES,) or not ((0 <= labels) & (labels < 10)).all():
+        raise ChecksumError(f"{f} holds data of shape {data.shape} and {labels.shape[0]} labels; expected "
+                            f"({BATCH_IMAGES}, 3072) uint8 images and {BATCH_IMAGES} labels in 0..9: {fix}")
+    return data, labels
+
+
 def _load_pickles(split: str, folder: Path, sha: str | None) -> tuple[np.ndarray, np.ndarray, dict]:
     xs, ys, digests = [], [], []
     for name in _BATCHES[split]:
@@ -136,11 +163,9 @@ def _load_pickles(split: str, folder: Path, sha: str | None) -> tuple[np.ndarray
                 f"{name} not found: expected {f} (a complete {CANON_FOLDER} folder). To get it: "
                 f"unpack {ARCHIVES[CANON_ARCHIVE].url} into {data_root()}."
             )
-        with open(f, "rb") as fh:
-            batch = pickle.load(fh, encoding="bytes")
-        data = np.asarray(batch[b"data"], dtype=np.uint8)
+        data, labels = _read_batch(f)
         xs.append(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))  # (N,3,32,32) -> (N,32,32,3)
-        ys.append(np.asarray(batch[b"labels"], dtype=np.int64))
+        ys.append(labels)
         digests.append(cached_sha256(f))
     info = {
         "dataset": ARCHIVES[CANON_ARCHIVE].label,
@@ -173,9 +198,10 @@ def load_cifar10(split: str, source: Source = "auto") -> tuple[np.ndarray, np.nd
             return _load_pickles(split, *_canonical_folder())  # type: ignore[misc]
         if find_archive(JPEG_ARCHIVE) is None:
             raise DataError(
-                f"CIFAR-10 not found in the data root {data_root()} (set by POTLIB_DATA): expected "
-                f"{data_root() / JPEG_ARCHIVE}, {data_root() / CANON_ARCHIVE} or "
-                f"{data_root() / CANON_FOLDER}/. To get it: {ARCHIVES[CANON_ARCHIVE].how_to_get}."
+                f"CIFAR-10 not found in the {describe_root()}: expected the JPEG archive "
+                f"{data_root() / JPEG_ARCHIVE} ({ARCHIVES[JPEG_ARCHIVE].how_to_get}), or the canonical "
+                f"{data_root() / CANON_ARCHIVE} or {data_root() / CANON_FOLDER}/ "
+                f"({ARCHIVES[CANON_ARCHIVE].how_to_get})."
             )
     return _load_jpeg(split)
 

@@ -23,6 +23,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from potlib.errors import DataUnavailable
 from potlib.results import atomic_write_bytes, cache_dir
 
 __all__ = [
@@ -125,11 +126,11 @@ INNER_FILES: dict[str, tuple[str, str | None]] = {
 }
 
 
-class DataError(FileNotFoundError):
+class DataError(DataUnavailable, FileNotFoundError):
     """A dataset file is missing: the message names it, where it was expected and how to get it."""
 
 
-class ChecksumError(ValueError):
+class ChecksumError(DataUnavailable, ValueError):
     """A dataset file exists but its sha256 differs: names the file, expected and actual hash."""
 
 
@@ -137,6 +138,12 @@ def data_root() -> Path:
     """The data root: ``$POTLIB_DATA``, else ``~/.cache/potlib/data``."""
     env = os.environ.get("POTLIB_DATA")
     return Path(env).expanduser() if env else Path.home() / ".cache" / "potlib" / "data"
+
+
+def describe_root() -> str:
+    """'data root X (from POTLIB_DATA)' or '... (the default; set POTLIB_DATA to use another)'."""
+    how = "from POTLIB_DATA" if os.environ.get("POTLIB_DATA") else "the default; set POTLIB_DATA to use another"
+    return f"data root {data_root()} ({how})"
 
 
 def data_cache() -> Path:
@@ -222,7 +229,7 @@ def _download_allowed() -> bool:
 
 def _missing(what: str, expected: Path, how: str) -> DataError:
     return DataError(
-        f"{what} not found: expected {expected} (data root {data_root()}, set by POTLIB_DATA). "
+        f"{what} not found: expected {expected} ({describe_root()}). "
         f"To get it: {how}."
     )
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from potlib.errors import DataUnavailable
 from potlib.data.root import (
     ARCHIVES,
     INNER_FILES,
@@ -44,7 +45,7 @@ LICENCE = "CC BY-SA 4.0"
 EXPECTED_SENTENCES = {"train": 12544, "dev": 2001, "test": 2077}
 EXPECTED_WORDS = {"train": 204577, "dev": 25147, "test": 25094}
 Protocol = Literal["published", "clean"]
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2  # 2: sentences validated as trees
 
 
 @dataclass(frozen=True)
@@ -81,26 +82,87 @@ def split_file(split: str) -> tuple[Path, str]:
     return base / rel, sha
 
 
-def parse_conllu(text_or_file) -> list[Sentence]:
-    """Parse CoNLL-U text (str) or an open text file into :class:`Sentence` objects."""
-    from conllu import parse_incr
+class ConlluError(DataUnavailable, ValueError):
+    """A malformed CoNLL-U line or dependency tree: names the file, the line, the sentence and the word."""
 
-    f = io.StringIO(text_or_file) if isinstance(text_or_file, str) else text_or_file
+
+def _blocks(text: str):
+    """(first line number, lines) of each blank-line-separated block of a CoNLL-U text."""
+    block, start = [], 1
+    for i, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            if not block:
+                start = i
+            block.append(line)
+        elif block:
+            yield start, block
+            block = []
+    if block:
+        yield start, block
+
+
+def _check_tree(where: str, ids: list[int], heads: list, deprels: list) -> None:
+    """A dependency tree over words 1..n: integer heads in [0, n], no self-loop, one root, no cycle."""
+    n = len(ids)
+    for k, (h, rel) in enumerate(zip(heads, deprels), start=1):
+        if h is None:
+            raise ConlluError(f"{where}, word {k}: HEAD is '_' (every word needs a head; 0 = root)")
+        if not isinstance(h, int) or not 0 <= h <= n:
+            raise ConlluError(f"{where}, word {k}: HEAD {h!r} is not allowed; allowed: an int in [0, {n}]")
+        if h == k:
+            raise ConlluError(f"{where}, word {k}: HEAD {h} points to the word itself")
+        if rel in (None, "_"):
+            raise ConlluError(f"{where}, word {k}: DEPREL is '_' (every word needs a relation)")
+    roots = [k for k, h in enumerate(heads, start=1) if h == 0]
+    if len(roots) != 1:
+        raise ConlluError(f"{where}: {len(roots)} words have HEAD 0 ({roots}); a tree has exactly one root")
+    for k in range(1, n + 1):  # every word must reach the root without revisiting a word
+        seen, j = set(), k
+        while j != 0:
+            if j in seen:
+                raise ConlluError(f"{where}, word {k}: its heads form a cycle through words {sorted(seen)}")
+            seen.add(j)
+            j = heads[j - 1]
+
+
+def parse_conllu(text_or_file, source: str = "<text>") -> list[Sentence]:
+    """Parse CoNLL-U text (str) or an open text file into :class:`Sentence` objects.
+
+    Every token line must have 10 tab-separated fields; word ids must run 1..n (multiword-token and
+    empty-node lines are skipped); each sentence must be a tree (:func:`_check_tree`). Anything else
+    raises :class:`ConlluError` naming ``source``, the line, the sentence id and the word.
+    """
+    from conllu import parse
+    from conllu.exceptions import ParseException
+
+    text = text_or_file if isinstance(text_or_file, str) else text_or_file.read()
     out = []
-    for n, sent in enumerate(parse_incr(f)):
+    for n, (line_no, lines) in enumerate(_blocks(text)):
+        sid = next((ln.split("=", 1)[1].strip() for ln in lines if ln.startswith("# sent_id") and "=" in ln), f"#{n + 1}")
+        where = f"{source}, sentence {sid} (line {line_no})"
+        for i, ln in enumerate(lines):
+            if not ln.startswith("#") and len(ln.split("\t")) != 10:
+                raise ConlluError(f"{source}, line {line_no + i}, sentence {sid}: {len(ln.split(chr(9)))} "
+                                  f"tab-separated fields; CoNLL-U token lines have 10")
+        try:
+            (sent,) = parse("\n".join(lines) + "\n\n")
+        except (ParseException, ValueError, KeyError) as e:
+            raise ConlluError(f"{where}: {e}") from None
         words, heads, deprels, upos = [], [], [], []
         for tok in sent:
             if not isinstance(tok["id"], int):  # multiword token (1-2) or empty node (8.1)
                 continue
             if tok["id"] != len(words) + 1:
-                raise ValueError(f"sentence {n}: word ids not consecutive at id {tok['id']}")
+                raise ConlluError(f"{where}: word ids must run 1, 2, ...; found {tok['id']} after {len(words)}")
             words.append(tok["form"])
-            heads.append(int(tok["head"]))
+            heads.append(tok["head"])
             deprels.append(tok["deprel"])
             upos.append(tok["upos"])
-        if words:
-            sid = sent.metadata.get("sent_id", str(n))
-            out.append(Sentence(sid, tuple(words), tuple(heads), tuple(deprels), tuple(upos)))
+        if not words:
+            raise ConlluError(f"{where}: the sentence has no words")
+        _check_tree(where, list(range(1, len(words) + 1)), heads, deprels)
+        out.append(Sentence(sid if not sid.startswith("#") else str(n), tuple(words), tuple(heads), tuple(deprels),
+                            tuple(upos)))
     return out
 
 
@@ -121,7 +183,7 @@ def load_ud_ewt(split: str) -> list[Sentence]:
             sents = None
     if sents is None:
         with open(path, encoding="utf-8") as f:
-            sents = parse_conllu(f)
+            sents = parse_conllu(f, source=str(path))
         atomic_write_bytes(cache, pickle.dumps(sents, protocol=pickle.HIGHEST_PROTOCOL))
     _MEMO[sha] = sents
     return list(sents)

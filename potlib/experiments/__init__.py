@@ -1,28 +1,30 @@
 """Experiment registry: one module per table or figure group.
 
-Each module defines ``EXPERIMENT = Experiment(...)``: its config class, its named profiles
-(``smoke`` and ``paper``, each a function returning the list of configs of its grid), and
-``run(config) -> Outcome``. Modules are imported lazily so that ``potlib status`` stays fast.
+Each module defines ``EXPERIMENT = Experiment(...)``: its config class, its named profiles (``smoke``,
+``cpu`` and, where a GPU budget exists, ``gpu``; each a function returning the list of configs of its
+grid) and ``run(config, device) -> Outcome`` (the runner picks the device once and passes it down).
+Modules are imported lazily so that ``potlib status`` stays fast.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
-import numpy as np
+from potlib.config import PROFILES, Config
+from potlib.runtime import Outcome
 
-from potlib.config import Config
+__all__ = ["PROFILES", "Experiment", "Outcome", "get", "names", "check_profile"]
 
-PROFILES = ("smoke", "cpu", "gpu")  # seconds for CI; backs the book on 2 cores; one GPU
 
 # name -> module path. Order is the book's order.
 REGISTRY: dict[str, str] = {
     "ud_protocol_overlap": "potlib.experiments.ud_protocol_overlap",
     "poh_gradient_modes": "potlib.experiments.poh_gradient_modes",
     "poh_memory": "potlib.experiments.poh_memory",
+    "poh_uas_rounding": "potlib.experiments.poh_uas_rounding",
     "gradient_modes_theory": "potlib.experiments.gradient_modes_theory",
     "hrm_depth_width": "potlib.experiments.hrm_depth_width",
     "hrm_layers_computed": "potlib.experiments.hrm_layers_computed",
@@ -40,28 +42,19 @@ REGISTRY: dict[str, str] = {
 }
 
 
-@dataclass
-class Outcome:
-    """What a run returns: scalar metrics, optional arrays saved beside the row, dataset used."""
-
-    metrics: dict[str, Any]
-    artifacts: dict[str, np.ndarray] = field(default_factory=dict)
-    dataset: str = "synthetic (generated from the seed)"
-    dataset_sha256: str | None = None
-    peak_memory_bytes: int | None = None
-    peak_memory_kind: str | None = None
-
-
 @dataclass(frozen=True)
 class Experiment:
     name: str
     title: str  # the figure or table it backs
     config_cls: type[Config]
     profiles: dict[str, Callable[[], list[Config]]]
-    run: Callable[[Config], Outcome]
+    run: Callable[[Config, Any], Outcome]  # run(config, device: torch.device) -> Outcome
     chapter: str = ""
-    uses_gpu: bool = False  # True: its gpu profile rows must come from a CUDA device
-    replicas: bool = False  # True: `--executor replicas` may train same-shaped configs together
+    uses_gpu: bool = False  # True: runs on a GPU when there is one, and its gpu rows must come from one
+    # Optional capability: train same-shaped configs together (``--executor replicas``).
+    # group_configs(configs, max_group) -> (groups, configs that run alone); run_group(group, device) -> Outcomes
+    group_configs: Callable[[list, int], tuple[list[list], list]] | None = None
+    run_group: Callable[[list, Any], list[Outcome]] | None = None
 
     def configs(self, profile: str) -> list[Config]:
         if profile not in self.profiles:

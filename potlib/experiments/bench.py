@@ -2,7 +2,7 @@
 
 Backs no figure: it answers the performance issue "reproduce the whole book on one GPU in under
 an hour" with measured numbers and a row carrying the usual provenance (device, commit, versions).
-One row per (workload, replicas); the timing method is in :mod:`potlib.bench`. Metrics:
+One row per (workload, replicas); the timing method is below. Metrics:
 ``baseline_runs_per_hour``, ``replicas_runs_per_hour``, ``speedup`` (replicas / baseline),
 ``graph_runs_per_hour`` and ``graph_speedup`` (CUDA graph replicas, CUDA only), ``workers_runs_per_hour``
 and ``workers_speedup`` (``workers`` processes, when > 0), and the raw per-step / per-epoch-end /
@@ -13,23 +13,218 @@ numbers are CPU numbers at shrunken evaluation sizes, not paper estimates); pape
 minutes on one H100 (estimate, not measured).
 
     python -m potlib run bench --profile smoke     # or: python -m potlib bench
-    python -m potlib run bench --profile paper --force
+    python -m potlib run bench --profile gpu --force
+
+Timing method. Every number is measured in one process on one device, then extrapolated to a full paper run:
+
+    T_run = steps_per_run · t_step + epochs · t_epoch_end + t_final
+
+with ``t_step`` the mean of ``steps`` timed training steps (after ``warmup`` untimed ones),
+``t_epoch_end`` one end-of-epoch evaluation (test accuracy and CE, Γ and state norms on the metric
+batch) and ``t_final`` the final Γ/ρ metrics. Runs per hour = runs per group · 3600 / T_run.
+On CUDA every timing is bracketed by ``torch.cuda.synchronize``.
+
+- baseline: :func:`potlib.credit.train.train_step` on one config (what ``--executor inline`` does);
+- replicas: :class:`potlib.credit.replicas.ReplicaTrainer` with R seeds of the same config; its
+  final metrics are timed for one replica and multiplied by R;
+- replicas + CUDA graph (CUDA only): the same with ``cuda_graph=True``;
+- workers: P spawned processes run the baseline loop at the same time (start barrier); the
+  slowest worker's step time counts, and end-of-epoch/final costs are taken from the baseline.
+
+The data are synthetic of the paper's shapes (the ladder teacher, or random CIFAR-shaped inputs):
+timing does not depend on the values.
+
 """
 
 from __future__ import annotations
 
-import os
+import math
+import time
 from dataclasses import dataclass
 from typing import Literal
 
+import torch
+
+from potlib.credit.metrics import credit_metrics
 from potlib.config import Config
-from potlib.experiments import Experiment, Outcome
-from potlib.provenance import pick_device
+from potlib.credit.train import CreditConfig, build, evaluate, train_step
+from potlib.experiments import Experiment
+from potlib.runtime import Outcome
+
+
+@dataclass(frozen=True)
+class Workload:
+    """The shapes and length of one paper run."""
+
+    d_in: int
+    d: int
+    n_layers: int
+    n_classes: int
+    n_train: int
+    n_test: int
+    epochs: int
+    batch_size: int = 128
+    metric_samples: int = 1024
+
+
+WORKLOADS = {
+    # credit_ladder / credit_ablations paper run at L = 4 (d = 128, 10k examples, 80 epochs)
+    "ladder_L4": Workload(d_in=128, d=128, n_layers=4, n_classes=10, n_train=10000, n_test=2000, epochs=80),
+    # credit_cifar paper run at L = 12 (3072 inputs, d = 512, 50k images, 100 epochs)
+    "cifar_L12": Workload(d_in=3072, d=512, n_layers=12, n_classes=10, n_train=50000, n_test=10000, epochs=100),
+}
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def make_data(w: Workload, n_test: int, device, seed: int = 0):
+    """Synthetic (x_train, y_train, x_test, y_test) of the workload's shapes on ``device``."""
+    g = torch.Generator().manual_seed(seed)
+    n = w.n_train + n_test
+    if w.d_in == w.d:  # the ladder: a real teacher labels the inputs
+        from potlib.credit.teacher import make_ladder
+
+        x, y, xt, yt, _ = make_ladder(1.0, w.n_layers, w.d, w.n_classes, w.n_train, n_test, seed, device)
+        return x, y, xt, yt
+    x = torch.randn(n, w.d_in, generator=g).to(device)
+    y = torch.randint(0, w.n_classes, (n,), generator=g).to(device)
+    return x[: w.n_train], y[: w.n_train], x[w.n_train :], y[w.n_train :]
+
+
+def base_config(w: Workload, method: str, metric_samples: int, seed: int = 42) -> CreditConfig:
+    return CreditConfig(method=method, n_layers=w.n_layers, d=w.d, epochs=w.epochs, batch_size=w.batch_size,
+                        metric_samples=metric_samples, seed=seed)
+
+
+def _batches(n: int, bs: int, count: int, device, seed: int) -> torch.Tensor:
+    gen = torch.Generator(device=device).manual_seed(seed)
+    reps = math.ceil(count * bs / (n - n % bs))
+    return torch.cat([torch.randperm(n, device=device, generator=gen)[: n - n % bs] for _ in range(reps)]).view(-1, bs)
+
+
+def time_baseline(cfg: CreditConfig, data, device, steps: int, warmup: int, n_classes: int = 10) -> dict[str, float]:
+    """Seconds per training step, per end-of-epoch evaluation and for the final metrics; one config."""
+    device = torch.device(device)
+    x, y, xt, yt = data
+    model, rule = build(cfg, x.shape[1], n_classes, device)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+    idx = _batches(x.shape[0], cfg.batch_size, warmup + steps, device, cfg.seed)
+    for i in range(warmup):
+        train_step(model, rule, opt, None, x[idx[i]], y[idx[i]], 0.0, cfg.credit_norm)
+        sched.step()
+    _sync(device)
+    t0 = time.perf_counter()
+    for i in range(warmup, warmup + steps):
+        train_step(model, rule, opt, None, x[idx[i]], y[idx[i]], 0.0, cfg.credit_norm)
+        sched.step()
+    _sync(device)
+    t_step = (time.perf_counter() - t0) / steps
+    m = min(cfg.metric_samples, xt.shape[0])
+    t0 = time.perf_counter()
+    evaluate(model, xt, yt)
+    credit_metrics(model, rule, xt[:m], yt[:m], with_rho=False)
+    with torch.no_grad():
+        [float(h.norm(dim=-1).mean()) for h in model.states(xt[:m])]
+    _sync(device)
+    t_epoch = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    credit_metrics(model, rule, xt[:m], yt[:m], eps=cfg.metric_eps, n_dirs=cfg.metric_dirs,
+                   generator=torch.Generator(device=device).manual_seed(0))
+    _sync(device)
+    return {"step_s": t_step, "epoch_end_s": t_epoch, "final_s": time.perf_counter() - t0}
+
+
+def time_replicas(cfg: CreditConfig, data, device, replicas: int, steps: int, warmup: int,
+                  cuda_graph: bool = False, n_classes: int = 10) -> dict[str, float]:
+    """As :func:`time_baseline` for R seeds of ``cfg`` trained as one replica group."""
+    from potlib.credit.replicas import ReplicaTrainer
+
+    device = torch.device(device)
+    cfgs = [cfg.replace(seed=cfg.seed + r) for r in range(replicas)]
+    tr = ReplicaTrainer(cfgs, data, device, n_classes=n_classes, cuda_graph=cuda_graph)
+    n = tr.train_split.n
+    idx = torch.stack([_batches(n, cfg.batch_size, warmup + steps, device, c.seed)[: warmup + steps] for c in cfgs], 1)
+    for i in range(warmup):  # (R, B) per step
+        tr.step(idx[i])
+    _sync(device)
+    t0 = time.perf_counter()
+    for i in range(warmup, warmup + steps):
+        tr.step(idx[i])
+    _sync(device)
+    t_step = (time.perf_counter() - t0) / steps
+    t0 = time.perf_counter()
+    acc, loss = tr.evaluate()
+    gam, nrm = tr.epoch_gamma_and_norms()
+    acc.tolist(), loss.tolist(), gam.tolist(), nrm.tolist()
+    _sync(device)
+    t_epoch = time.perf_counter() - t0
+    x_m, y_m = tr.test_split.head(tr.m)
+    t0 = time.perf_counter()
+    credit_metrics(tr.net.replica(0), tr.rules[0], x_m[0], y_m[0], eps=cfg.metric_eps, n_dirs=cfg.metric_dirs,
+                   generator=torch.Generator(device=device).manual_seed(0))
+    _sync(device)
+    return {"step_s": t_step, "epoch_end_s": t_epoch, "final_s": (time.perf_counter() - t0) * replicas}
+
+
+def _worker(cfg_dict: dict, workload: str, n_test: int, device: str, steps: int, warmup: int,
+            barrier, queue) -> None:
+    """One process of :func:`time_workers`: build, warm up, wait for all, time the steps."""
+    if device == "cpu":
+        torch.set_num_threads(1)
+    cfg, dev, w = CreditConfig.from_dict(cfg_dict), torch.device(device), WORKLOADS[workload]
+    x, y, *_ = make_data(w, n_test, dev)
+    model, rule = build(cfg, x.shape[1], w.n_classes, dev)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    idx = _batches(x.shape[0], cfg.batch_size, warmup + steps, dev, cfg.seed)
+    for i in range(warmup + steps):
+        if i == warmup:
+            _sync(dev)
+            barrier.wait()  # all workers time their steps over the same wall-clock window
+            t0 = time.perf_counter()
+        train_step(model, rule, opt, None, x[idx[i]], y[idx[i]], 0.0, cfg.credit_norm)
+    _sync(dev)
+    queue.put((time.perf_counter() - t0) / steps)
+
+
+def time_workers(cfg: CreditConfig, workload: str, n_test: int, device, workers: int, steps: int,
+                 warmup: int) -> float:
+    """Seconds per step of the slowest of ``workers`` spawned processes running the baseline at once."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    barrier, queue = ctx.Barrier(workers), ctx.Queue()
+    procs = [
+        ctx.Process(target=_worker, args=(cfg.replace(seed=cfg.seed + i).to_dict(), workload, n_test, str(device),
+                                          steps, warmup, barrier, queue))
+        for i in range(workers)
+    ]
+    for p in procs:
+        p.start()
+    try:
+        times = [queue.get(timeout=600) for _ in procs]
+    finally:
+        for p in procs:
+            p.join(timeout=60)
+    return max(times)
+
+
+def runs_per_hour(w: Workload, t: dict[str, float], runs: int = 1) -> float:
+    """Paper runs per hour from per-step, per-epoch-end and final timings of a group of ``runs``."""
+    steps = (w.n_train // w.batch_size) * w.epochs
+    total = steps * t["step_s"] + w.epochs * t["epoch_end_s"] + t["final_s"]
+    return runs * 3600.0 / total
+
+
+
 
 
 @dataclass(frozen=True)
 class BenchConfig(Config):
-    workload: Literal["ladder_L4", "cifar_L12"] = "ladder_L4"  # paper run to extrapolate to (potlib.bench)
+    workload: Literal["ladder_L4", "cifar_L12"] = "ladder_L4"  # paper run to extrapolate to (see the timing method above)
     method: Literal["BP", "DFA"] = "BP"  # credit rule timed (BP: the costlier of the two)
     replicas: int = 16  # R configs (seeds) per replica group
     steps: int = 100  # timed training steps per measurement
@@ -49,38 +244,35 @@ class BenchConfig(Config):
         r(self.metric_samples >= 0, "metric_samples", "an int >= 0 (0 means the workload's)")
 
 
-def run(cfg: BenchConfig) -> Outcome:
+def run(cfg: BenchConfig, device: torch.device) -> Outcome:
     import torch
 
-    from potlib import bench
-
-    device = pick_device(os.environ.get("POTLIB_DEVICE", "auto"))
-    w = bench.WORKLOADS[cfg.workload]
+    w = WORKLOADS[cfg.workload]
     n_test = cfg.n_test or w.n_test
-    base = bench.base_config(w, cfg.method, cfg.metric_samples or w.metric_samples)
-    data = bench.make_data(w, n_test, device)
+    base = base_config(w, cfg.method, cfg.metric_samples or w.metric_samples)
+    data = make_data(w, n_test, device)
     m: dict = {"device_kind": torch.device(device).type, "steps_per_run": (w.n_train // w.batch_size) * w.epochs}
 
-    t = bench.time_baseline(base, data, device, cfg.steps, cfg.warmup, w.n_classes)
-    m["baseline_runs_per_hour"] = bench.runs_per_hour(w, t)
+    t = time_baseline(base, data, device, cfg.steps, cfg.warmup, w.n_classes)
+    m["baseline_runs_per_hour"] = runs_per_hour(w, t)
     m.update({f"baseline_{k}": v for k, v in t.items()})
 
-    t = bench.time_replicas(base, data, device, cfg.replicas, cfg.steps, cfg.warmup, n_classes=w.n_classes)
-    m["replicas_runs_per_hour"] = bench.runs_per_hour(w, t, cfg.replicas)
+    t = time_replicas(base, data, device, cfg.replicas, cfg.steps, cfg.warmup, n_classes=w.n_classes)
+    m["replicas_runs_per_hour"] = runs_per_hour(w, t, cfg.replicas)
     m.update({f"replicas_{k}": v for k, v in t.items()})
     m["speedup"] = m["replicas_runs_per_hour"] / m["baseline_runs_per_hour"]
 
     if cfg.cuda_graph and torch.device(device).type == "cuda":
-        t = bench.time_replicas(base, data, device, cfg.replicas, cfg.steps, max(cfg.warmup, 4), cuda_graph=True,
+        t = time_replicas(base, data, device, cfg.replicas, cfg.steps, max(cfg.warmup, 4), cuda_graph=True,
                                 n_classes=w.n_classes)
-        m["graph_runs_per_hour"] = bench.runs_per_hour(w, t, cfg.replicas)
+        m["graph_runs_per_hour"] = runs_per_hour(w, t, cfg.replicas)
         m.update({f"graph_{k}": v for k, v in t.items()})
         m["graph_speedup"] = m["graph_runs_per_hour"] / m["baseline_runs_per_hour"]
 
     if cfg.workers > 0:
-        step = bench.time_workers(base, cfg.workload, n_test, device, cfg.workers, cfg.steps, cfg.warmup)
+        step = time_workers(base, cfg.workload, n_test, device, cfg.workers, cfg.steps, cfg.warmup)
         tw = {"step_s": step, "epoch_end_s": m["baseline_epoch_end_s"], "final_s": m["baseline_final_s"]}
-        m["workers_runs_per_hour"] = bench.runs_per_hour(w, tw, cfg.workers)
+        m["workers_runs_per_hour"] = runs_per_hour(w, tw, cfg.workers)
         m["workers_step_s"] = step
         m["workers_speedup"] = m["workers_runs_per_hour"] / m["baseline_runs_per_hour"]
     return Outcome(m, dataset=f"synthetic data of the {cfg.workload} shapes (timing only)")

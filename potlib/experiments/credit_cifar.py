@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import os
 from dataclasses import dataclass
 from typing import Literal
 
@@ -30,9 +29,8 @@ import torch
 
 from potlib.config import Config, grid
 from potlib.credit.train import CreditConfig, train_measured
-from potlib.experiments import Experiment, Outcome
-from potlib.provenance import pick_device
-from potlib.sweep import Diverged
+from potlib.experiments import Experiment, credit_groups
+from potlib.runtime import Diverged, Outcome
 
 
 @dataclass(frozen=True)
@@ -88,8 +86,13 @@ def load(cfg: CifarConfig, device) -> tuple[tuple[torch.Tensor, ...], dict]:
     return (x_tr.flatten(1), y_tr, x_te.flatten(1), y_te), info  # (N, 3072)
 
 
-def run(cfg: CifarConfig) -> Outcome:
-    device = pick_device(os.environ.get("POTLIB_DEVICE", "auto"))
+def data_for(cfg: CifarConfig, device: torch.device) -> tuple[tuple[torch.Tensor, ...], dict]:
+    """Tensors for ``cfg`` and what a row records about them (for replica groups)."""
+    data, info = load(cfg, device)
+    return data, {"dataset": info["dataset"], "sha256": info.get("sha256"), "n_classes": 10, "extra": {}}
+
+
+def run(cfg: CifarConfig, device: torch.device) -> Outcome:
     data, info = load(cfg, device)
     result, peak, kind = train_measured(cfg, data, device, n_classes=10)
     if result.diverged:
@@ -121,5 +124,7 @@ EXPERIMENT = Experiment(
     run=run,
     chapter="credit_assignment",
     uses_gpu=True,
-    replicas=True,  # BP and DFA configs batch as stacked replicas (potlib.credit.replicas)
+    # BP and DFA configs of equal shape train together as stacked replicas (--executor replicas)
+    group_configs=credit_groups.group_configs,
+    run_group=credit_groups.group_runner(data_for),
 )

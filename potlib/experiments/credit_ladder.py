@@ -25,12 +25,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+import torch
+
 from potlib.config import Config, grid
 from potlib.credit.teacher import make_ladder
 from potlib.credit.train import CreditConfig, train_measured
-from potlib.experiments import Experiment, Outcome
-from potlib.provenance import pick_device
-from potlib.sweep import Diverged
+from potlib.experiments import Experiment, credit_groups
+from potlib.runtime import Diverged, Outcome
 
 
 @dataclass(frozen=True)
@@ -51,14 +52,18 @@ class LadderConfig(CreditConfig):
         self.require(self.teacher_depth >= 0, "teacher_depth", "an int >= 0 (0 means n_layers)")
 
 
-def run(cfg: LadderConfig) -> Outcome:
-    device = pick_device(os.environ.get("POTLIB_DEVICE", "auto"))
-    *data, info = make_ladder(
-        cfg.alpha, cfg.teacher_depth or cfg.n_layers, cfg.d, cfg.n_classes, cfg.n_train, cfg.n_test,
-        cfg.teacher_seed, device,
-    )
-    result, peak, kind = train_measured(cfg, tuple(data), device, cfg.n_classes)
-    metrics = dict(result.metrics, majority_frac=info["majority_frac"])
+def data_for(cfg: LadderConfig, device: torch.device) -> tuple[tuple[torch.Tensor, ...], dict]:
+    """The teacher's train/test tensors for ``cfg`` and what a row records about them."""
+    *data, info = make_ladder(cfg.alpha, cfg.teacher_depth or cfg.n_layers, cfg.d, cfg.n_classes, cfg.n_train,
+                              cfg.n_test, cfg.teacher_seed, device)
+    return tuple(data), {"dataset": info["dataset"], "sha256": info["sha256"], "n_classes": cfg.n_classes,
+                         "extra": {"majority_frac": info["majority_frac"]}}
+
+
+def run(cfg: LadderConfig, device: torch.device) -> Outcome:
+    data, info = data_for(cfg, device)
+    result, peak, kind = train_measured(cfg, data, device, cfg.n_classes)
+    metrics = dict(result.metrics, **info["extra"])
     if result.diverged:
         raise Diverged("non-finite loss during training", metrics, result.artifacts)
     return Outcome(metrics, result.artifacts, dataset=info["dataset"], dataset_sha256=info["sha256"],
@@ -89,5 +94,7 @@ EXPERIMENT = Experiment(
     run=run,
     chapter="credit_assignment",
     uses_gpu=True,
-    replicas=True,  # BP and DFA configs batch as stacked replicas (potlib.credit.replicas)
+    # BP and DFA configs of equal shape train together as stacked replicas (--executor replicas)
+    group_configs=credit_groups.group_configs,
+    run_group=credit_groups.group_runner(data_for),
 )

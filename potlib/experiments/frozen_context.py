@@ -20,7 +20,6 @@ machine that produced the committed rows was shared).
 from __future__ import annotations
 
 import math
-import os
 import time
 from dataclasses import dataclass
 
@@ -28,10 +27,10 @@ import numpy as np
 import torch
 
 from potlib.config import Config, grid
-from potlib.experiments import Experiment, Outcome
+from potlib.experiments import Experiment
+from potlib.runtime import Outcome
 from potlib.memory import track_peak
 from potlib.models.cached_attention import CachedDecoder, ContextMode, attention_weight_grad_check
-from potlib.provenance import pick_device
 
 
 @dataclass(frozen=True)
@@ -59,8 +58,7 @@ def _grads(model: CachedDecoder, ctx, dec, target, mode: ContextMode) -> dict[st
     return {n: (p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p)) for n, p in model.named_parameters()}
 
 
-def run(cfg: FrozenContextConfig) -> Outcome:
-    device = pick_device(os.environ.get("POTLIB_DEVICE", "auto"))
+def run(cfg: FrozenContextConfig, device: torch.device) -> Outcome:
     model = CachedDecoder(cfg.vocab, cfg.n_ctx + cfg.n_dec, cfg.d_model, cfg.n_heads, cfg.n_layers).to(device)
     g = torch.Generator().manual_seed(cfg.seed)
     # decision tokens come from the lower half of the vocabulary, context from all of it:

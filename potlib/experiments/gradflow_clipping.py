@@ -16,7 +16,6 @@ Runtime: smoke ~1 s; paper 24 runs, ~4 min on a 2-core CPU.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from typing import Literal
 
@@ -25,9 +24,9 @@ import torch
 import torch.nn.functional as F
 
 from potlib.config import Config, grid
-from potlib.experiments import Experiment, Outcome
+from potlib.experiments import Experiment
+from potlib.runtime import Outcome
 from potlib.models.stacks import Norm, Stack, copy_shift_batch
-from potlib.provenance import pick_device
 
 Clip = Literal["none", "global_norm", "value"]
 
@@ -54,8 +53,7 @@ class GradflowClippingConfig(Config):
         self.require(self.d_model % self.n_heads == 0, "d_model", "a multiple of n_heads")
 
 
-def run(cfg: GradflowClippingConfig) -> Outcome:
-    device = pick_device(os.environ.get("POTLIB_DEVICE", "auto"))
+def run(cfg: GradflowClippingConfig, device: torch.device) -> Outcome:
     model = Stack(cfg.vocab, cfg.seq_len, cfg.d_model, cfg.n_heads, cfg.n_layers, cfg.norm).to(device)
     params = [p for p in model.parameters()]
     opt = torch.optim.AdamW(params, lr=cfg.lr)

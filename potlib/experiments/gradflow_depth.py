@@ -22,7 +22,6 @@ model is tiny and the measurement is exact on any device).
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,9 +29,9 @@ import torch
 import torch.nn.functional as F
 
 from potlib.config import Config, grid
-from potlib.experiments import Experiment, Outcome
+from potlib.experiments import Experiment
+from potlib.runtime import Outcome
 from potlib.models.stacks import Norm, Stack, copy_shift_batch
-from potlib.provenance import pick_device
 
 
 @dataclass(frozen=True)
@@ -96,8 +95,7 @@ def _slope(v: np.ndarray) -> float:
     return float(np.log10(max(v[0], tiny) / max(v[-1], tiny)))
 
 
-def run(cfg: GradflowDepthConfig) -> Outcome:
-    device = pick_device(os.environ.get("POTLIB_DEVICE", "auto"))
+def run(cfg: GradflowDepthConfig, device: torch.device) -> Outcome:
     model = Stack(cfg.vocab, cfg.seq_len, cfg.d_model, cfg.n_heads, cfg.n_layers, cfg.norm, cfg.output_scaling).to(device)
     at_init = measure(model, cfg, device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)

@@ -20,15 +20,14 @@ Runtime: smoke < 1 s; paper 48 configs, ~5 s on a 2-core CPU.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from potlib.config import Config, grid
-from potlib.experiments import Experiment, Outcome
-from potlib.provenance import pick_device
+from potlib.experiments import Experiment
+from potlib.runtime import Outcome
 
 
 @dataclass(frozen=True)
@@ -44,8 +43,7 @@ class GradflowSoftmaxConfig(Config):
         self.require(self.n_queries >= 1, "n_queries", ">= 1")
 
 
-def run(cfg: GradflowSoftmaxConfig) -> Outcome:
-    device = pick_device(os.environ.get("POTLIB_DEVICE", "auto"))
+def run(cfg: GradflowSoftmaxConfig, device: torch.device) -> Outcome:
     g = torch.Generator().manual_seed(cfg.seed)
     q = torch.randn(cfg.n_queries, 1, cfg.d_k, generator=g).to(device).requires_grad_(True)  # (Q, 1, d)
     k = torch.randn(cfg.n_queries, cfg.n_keys, cfg.d_k, generator=g).to(device)  # (Q, n, d)

@@ -31,7 +31,8 @@ from typing import Callable
 import torch
 
 from potlib.config import Config, grid
-from potlib.experiments import Experiment, Outcome
+from potlib.experiments import Experiment
+from potlib.runtime import Outcome
 
 
 @dataclass(frozen=True)
@@ -174,7 +175,7 @@ def block_gradient_gap(block, x: torch.Tensor, T: int, loss_fn: Callable[[torch.
     return out
 
 
-def run(cfg: TheoryConfig) -> Outcome:
+def run(cfg: TheoryConfig, device: torch.device) -> Outcome:
     torch.manual_seed(cfg.seed)
     # Tensors here are tiny: one thread avoids the thread start-up and contention cost that makes a
     # 2-thread run on a busy 2-core CPU ten times slower.

@@ -26,8 +26,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
+
 from potlib.config import grid
-from potlib.experiments import Experiment, Outcome
+from potlib.experiments import Experiment
+from potlib.runtime import Outcome
 from potlib.hrm_train import HRMTrainConfig, run_outcome, smoke_base
 
 
@@ -51,8 +54,8 @@ def _gpu() -> list[ACTConfig]:
     return grid(ACTConfig(), act=(False, True), halt_max_steps=(2, 4, 8))
 
 
-def run(cfg: ACTConfig) -> Outcome:
-    return run_outcome(cfg)
+def run(cfg: ACTConfig, device: torch.device) -> Outcome:
+    return run_outcome(cfg, device)
 
 
 EXPERIMENT = Experiment(

@@ -26,8 +26,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+import torch
+
 from potlib.config import grid
-from potlib.experiments import Experiment, Outcome
+from potlib.experiments import Experiment
+from potlib.runtime import Outcome
 from potlib.hrm_train import HRMTrainConfig, run_outcome, smoke_base
 
 
@@ -56,8 +59,8 @@ def _gpu() -> list[DepthWidthConfig]:
     return depth + width
 
 
-def run(cfg: DepthWidthConfig) -> Outcome:
-    return run_outcome(cfg)
+def run(cfg: DepthWidthConfig, device: torch.device) -> Outcome:
+    return run_outcome(cfg, device)
 
 
 EXPERIMENT = Experiment(

@@ -33,17 +33,16 @@ H100 (estimate from FLOPs, not measured).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import torch
 
-from potlib.experiments import Experiment, Outcome
+from potlib.experiments import Experiment
+from potlib.runtime import Outcome
 from potlib.hrm_train import HRMTrainConfig, autocast, build_model, smoke_base, train_and_evaluate
 from potlib.models.hrm import HRM
-from potlib.provenance import pick_device
 
 
 @dataclass(frozen=True)
@@ -151,8 +150,7 @@ def _gpu() -> list[DynamicsConfig]:
             base.replace(model="transformer", n_layers=32)]
 
 
-def run(cfg: DynamicsConfig) -> Outcome:
-    device = pick_device(os.environ.get("POTLIB_DEVICE", "auto"))
+def run(cfg: DynamicsConfig, device: torch.device) -> Outcome:
     torch.manual_seed(cfg.seed)
     untrained = build_model(cfg).to(device)  # the same init train_and_evaluate starts from
     model, data, metrics, arts = train_and_evaluate(cfg, device)

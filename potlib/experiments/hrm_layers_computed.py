@@ -30,8 +30,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
+
 from potlib.config import grid
-from potlib.experiments import Experiment, Outcome
+from potlib.experiments import Experiment
+from potlib.runtime import Outcome
 from potlib.hrm_train import HRMTrainConfig, run_outcome, smoke_base
 
 
@@ -60,8 +63,8 @@ def _gpu() -> list[LayersComputedConfig]:
     )
 
 
-def run(cfg: LayersComputedConfig) -> Outcome:
-    return run_outcome(cfg)
+def run(cfg: LayersComputedConfig, device: torch.device) -> Outcome:
+    return run_outcome(cfg, device)
 
 
 EXPERIMENT = Experiment(

@@ -26,18 +26,17 @@ H100 (estimate; the largest BPTT point, 4 x 8 steps at batch 64, needs ~30 GB).
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 from typing import Literal
 
 import torch
 
-from potlib.experiments import Experiment, Outcome
+from potlib.experiments import Experiment
+from potlib.runtime import Outcome
 from potlib.hrm_train import HRMTrainConfig, autocast, build_model, make_optimizer, synthetic_split
 from potlib.memory import track_peak
 from potlib.models.hrm import act_loss
-from potlib.provenance import pick_device
 
 CYCLES = ((1, 1), (1, 2), (2, 2), (2, 4), (4, 4), (4, 8))  # (H_cycles, L_cycles) of the paper grid
 
@@ -75,8 +74,7 @@ def train_step(cfg: MemoryConfig, model, opt, state, x, y, device):
     return state
 
 
-def run(cfg: MemoryConfig) -> Outcome:
-    device = pick_device(os.environ.get("POTLIB_DEVICE", "auto"))
+def run(cfg: MemoryConfig, device: torch.device) -> Outcome:
     torch.manual_seed(cfg.seed)
     model = build_model(cfg).to(device).train()
     opt, _ = make_optimizer(cfg, model)

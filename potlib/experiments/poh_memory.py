@@ -18,18 +18,17 @@ once): 14 configs. Runtime cpu: ~3 s per config after the encoder loads (measure
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Literal
 
 import torch
 
 from potlib.config import Config
-from potlib.experiments import Experiment, Outcome
+from potlib.experiments import Experiment
+from potlib.runtime import Outcome
 from potlib.models.encoder import DEFAULT_ENCODER
 from potlib.models.poh import GRAD_MODES, GradMode
-from potlib.provenance import pick_device
-from potlib.sweep import set_seed
+from potlib.runtime import set_seed
 
 
 @dataclass(frozen=True)
@@ -54,11 +53,10 @@ class PoHMemoryConfig(Config):
         self.require(self.max_words >= 0, "max_words", "an int >= 0")
 
 
-def run(cfg: PoHMemoryConfig) -> Outcome:
+def run(cfg: PoHMemoryConfig, device: torch.device) -> Outcome:
     from potlib.data.ud import dataset_info, load_ud_ewt
     from potlib.parser_train import Parser, summarize_memory, train
 
-    device = pick_device(os.environ.get("POTLIB_DEVICE", "auto"))
     sents = load_ud_ewt("train")
     if cfg.max_words:
         sents = [s for s in sents if len(s.words) <= cfg.max_words]

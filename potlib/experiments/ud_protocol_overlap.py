@@ -18,8 +18,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+import torch
+
 from potlib.config import Config, grid
-from potlib.experiments import Experiment, Outcome
+from potlib.experiments import Experiment
+from potlib.runtime import Outcome
 
 
 @dataclass(frozen=True)
@@ -32,7 +35,7 @@ class UDOverlapConfig(Config):
                      "'dev' under the published protocol, which has no held-out test split")
 
 
-def run(cfg: UDOverlapConfig) -> Outcome:
+def run(cfg: UDOverlapConfig, device: torch.device) -> Outcome:
     from potlib.data import ud
     from potlib.data.overlap import overlap_report
 

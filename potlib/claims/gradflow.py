@@ -1,9 +1,4 @@
-"""Claims checked by the book, each with the published statement, our measurement and a verdict.
-
-A verdict is computed from rows by a stated rule (the ``evidence`` string says which numbers
-decided it), never typed in. Chapters whose rows need a GPU and do not exist yet contribute their
-published claims as ``pending``. The scorecard notebook shows all of them; each chapter shows its own.
-"""
+"""Verdicts of the gradient-flow chapter (seeds 004 and 002) from gradflow_* and frozen_context rows."""
 
 from __future__ import annotations
 
@@ -11,20 +6,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from potlib.render import Claim, load_published
+from potlib.claims.core import Claim, mean_of as _mean
 
 CH_FLOW = "Gradient flow"
 SEED004 = "seed 004"
 SEED002 = "seed 002"
-
-
-def _mean(df: pd.DataFrame, col: str, **where) -> float:
-    sel = df
-    for k, v in where.items():
-        sel = sel[sel[k] == v]
-    if sel.empty:
-        return float("nan")
-    return float(sel[col].mean())
 
 
 def gradient_flow(depth: pd.DataFrame, softmax: pd.DataFrame, clipping: pd.DataFrame) -> list[Claim]:
@@ -216,71 +202,4 @@ def frozen_context(frozen: pd.DataFrame) -> list[Claim]:
         f"peak memory at {n_max} context tokens: {m_fr:.0f} MiB frozen vs {m_full:.0f} MiB full ({m_full / m_fr:.1f}x)",
         "reproduced" if m_fr < m_full else "differs", "rule: lower peak memory when frozen",
     ))
-    return out
-
-
-def gradient_modes_theory(theory: pd.DataFrame) -> list[Claim]:
-    """Seed 000 section 8 against the controlled contractive map (gradient_modes_theory rows)."""
-    mean = theory.groupby(["gamma", "T"])["rel_err"].mean().unstack("T")
-    t_hi = int(mean.columns.max())
-    gam = 0.5 if 0.5 in mean.index else float(mean.index[len(mean.index) // 2])
-    t3 = 3 if 3 in mean.columns else int(mean.columns[min(2, len(mean.columns) - 1)])
-    decays = bool((mean[t_hi] < 0.5 * mean[mean.columns[1]]).all()) if len(mean.columns) > 1 else False
-    cos = float(theory[theory["gamma"] == gam]["cos"].min())
-    claims = [
-        Claim(
-            "Gradient modes: theory", "Last-iterate error decays like γ^T with the number of iterations", "seed 000, §8",
-            "‖∇full − ∇last‖ = O(γ^T ‖∇θF‖)",
-            f"relative error at γ={gam:g}: {mean.loc[gam, t3]:.3f} at T={t3}, {mean.loc[gam, t_hi]:.3f} at T={t_hi} "
-            f"(γ^T would be {gam ** t3:.3f} and {gam ** t_hi:.1e})",
-            "reproduced" if decays else "differs",
-            "rule: error at the largest T below half the error at T=2 for every γ; it plateaus instead",
-        ),
-        Claim(
-            "Gradient modes: theory", "Worked example: γ=0.5, T=3 gives ≈12.5% error", "seed 000, §8",
-            "0.5³ = 12.5% of the gradient", f"{mean.loc[gam, t3]:.1%} measured; worst case of the dropped terms 75% of the direct term",
-            "reproduced" if abs(mean.loc[gam, t3] - 0.125) < 0.02 else "differs",
-            "rule: within 2 points of 12.5%",
-        ) if gam == 0.5 and t3 == 3 else None,
-        Claim(
-            "Gradient modes: theory", "For contractive maps the last-iterate gradient stays a good direction", "seed 000, §2 and §5",
-            "dropping early-step credit has a small effect", f"cosine(∇full, ∇last) ≥ {cos:.3f} at γ={gam:g}, all T",
-            "reproduced" if cos > 0.95 else "differs", "rule: cosine > 0.95",
-        ),
-    ]
-    return [c for c in claims if c is not None]
-
-
-def ud_leak(overlap: pd.DataFrame) -> list[Claim]:
-    """The published protocol's evaluation split against its training split (ud_protocol_overlap rows)."""
-    pub = overlap[overlap["protocol"] == "published"].iloc[0]
-    clean = overlap[(overlap["protocol"] == "clean") & (overlap["eval_split"] == "dev")].iloc[0]
-    return [Claim(
-        "PoH parser (seed 000)", "The reported 'Dev UAS' is a held-out score", "seed 000, §7 (PoT loader at c0f1ee6)",
-        "97.9% dev UAS on UD English EWT",
-        f"{pub['fraction']:.0%} of the {int(pub['n_eval'])} 'dev' sentences are in its training data "
-        f"(clean protocol: {clean['fraction']:.1%} of {int(clean['n_eval'])}, short sentences only)",
-        "differs" if pub["fraction"] > 0.5 else "reproduced",
-        "rule: a held-out split shares (almost) no sentence with training",
-    )]
-
-
-def pending() -> list[Claim]:
-    """Published claims of the GPU chapters, pending until their rows exist."""
-    out: list[Claim] = []
-    pot = load_published("pot_gradient_modes")
-    for r in pot.itertuples():
-        out.append(Claim(
-            "PoH parser (seed 000)", f"{r.configuration}: dev UAS and memory", r.source,
-            f"UAS {r.dev_uas_pct}%, memory {r.mean_memory_x}x", "no GPU rows yet", "pending",
-            "needs: python -m potlib run poh_gradient_modes --profile paper (GPU)",
-        ))
-    for text in ("depth helps, width does not (Fig 2 left)", "recurrence beats depth at equal layers computed (Fig 2 right)",
-                 "ACT uses fewer steps at similar accuracy (Fig 5)", "z_H has higher participation ratio than z_L after training, not before (Fig 8)"):
-        out.append(Claim("HRM on Sudoku (seed 001)", text, "arXiv 2506.21734", "see data/published/hrm_*.csv",
-                         "no GPU rows yet", "pending", "needs the hrm_* experiments' paper grids (GPU)"))
-    for text in ("CB beats SB on Γ at α=1 (ladder)", "no Goldilocks regime on CIFAR-10", "deltaL gives higher Γ than eT",
-                 "warmup trades credit quality for accuracy"):
-        out.append(Claim("Credit assignment (seed 003)", text, "faeval memos", "see data/published/credit_bridge_*.csv",
-                         "no GPU rows yet", "pending", "needs the credit_* experiments' paper grids (GPU)"))
     return out

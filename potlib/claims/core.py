@@ -1,0 +1,86 @@
+"""The claim type, the verdict vocabulary and the list of published claims the book checks.
+
+A verdict is computed from rows by a stated rule (``evidence`` says which numbers decided it), never
+typed in. The published claims themselves are data (``data/published/claims.csv``): a claim whose
+rows do not exist yet is shown as ``pending`` from that file, never from a list in code.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+
+from potlib.provenance import REPO_ROOT
+
+VERDICTS = ("reproduced", "trend reproduced", "differs", "not reproducible here", "pending")
+PUBLISHED_DIR = REPO_ROOT / "data" / "published"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One published claim beside our measurement and a verdict.
+
+    ``id`` ties a measured verdict to its row in ``data/published/claims.csv`` ("" for claims that
+    are checked in one chapter only and have no pending state).
+    """
+
+    chapter: str
+    claim: str
+    source: str
+    published: str
+    ours: str
+    verdict: str
+    evidence: str = ""
+    id: str = ""
+
+    def __post_init__(self) -> None:
+        if self.verdict not in VERDICTS:
+            raise ValueError(f"verdict {self.verdict!r} is not allowed; allowed: {', '.join(VERDICTS)}")
+
+
+def load_published(name: str) -> pd.DataFrame:
+    """A transcribed table from ``data/published/<name>.csv`` ('#' lines are comments)."""
+    path = PUBLISHED_DIR / f"{name}.csv"
+    if not path.exists():
+        known = ", ".join(sorted(p.stem for p in PUBLISHED_DIR.glob("*.csv")))
+        raise FileNotFoundError(f"no published table {name!r} ({path}); known: {known}")
+    return pd.read_csv(path, comment="#")
+
+
+def published_claim(claim_id: str, ours: str, verdict: str, evidence: str) -> Claim:
+    """A verdict on the claim ``claim_id`` of ``data/published/claims.csv``."""
+    known = load_published("claims").set_index("id")
+    if claim_id not in known.index:
+        raise KeyError(f"claim id {claim_id!r} is not in data/published/claims.csv; known: {', '.join(known.index)}")
+    r = known.loc[claim_id]
+    if verdict == "pending":  # the numbers that would decide it are missing (NaN): say so, not "nan"
+        ours = "no rows yet at this profile"
+    return Claim(r["chapter"], r["claim"], r["source"], r["published"], ours, verdict, evidence, claim_id)
+
+
+def pending(found: list[Claim]) -> list[Claim]:
+    """The published claims that no verdict in ``found`` covers yet, as ``pending``."""
+    done = {c.id for c in found if c.id}
+    return [Claim(r.chapter, r.claim, r.source, r.published, "no rows yet", "pending",
+                  "the experiments behind this claim have not produced rows in this edition", r.id)
+            for r in load_published("claims").itertuples() if r.id not in done]
+
+
+def table(claims: list[Claim]) -> pd.DataFrame:
+    """Claims as a DataFrame, verdict first."""
+    cols = ["verdict", "chapter", "claim", "published", "ours", "source", "evidence", "id"]
+    return pd.DataFrame([c.__dict__ for c in claims], columns=cols)
+
+
+def mean_of(df: pd.DataFrame, col: str, **where) -> float:
+    """Mean of ``col`` over the rows matching ``where`` (NaN when none match)."""
+    sel = df
+    for k, v in where.items():
+        sel = sel[sel[k] == v]
+    return float(sel[col].mean()) if len(sel) else float("nan")
+
+
+def finite(*values: float) -> bool:
+    return all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
