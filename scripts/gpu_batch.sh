@@ -1,35 +1,55 @@
 #!/usr/bin/env bash
-# Run gpu grids on a (possibly time-limited) GPU machine and pack the new rows into one archive.
+# One call on a (possibly time-limited) GPU machine: CUDA-only tests, `bench` on the GPU, then the
+# unfinished `gpu` grids in priority order under one time budget; new rows packed into one archive.
 #
-#   scripts/gpu_batch.sh OUT_DIR SECONDS EXPERIMENT[:EXECUTOR] ...
+#   scripts/gpu_batch.sh [--dry-run] OUT_DIR SECONDS [EXPERIMENT[:EXECUTOR] ...]
 #
-# Each experiment gets what is left of SECONDS as its --time-budget (no new run starts after it; a
-# rerun resumes). Rows written during this call are packed into OUT_DIR/rows.tar.gz, relative to the
-# result root: unpack with `tar -xzf rows.tar.gz -C data/results` in the checkout that commits them. Data and the encoder are read from
-# POTLIB_DATA and POTLIB_MINILM_DIR as usual; when the tree has no .git, set POTLIB_GIT_COMMIT (and
-# POTLIB_GIT_DIRTY) so the rows name the commit they ran from.
+# Without experiments the priority order is HRM, parser, CIFAR, then the ladder grids. Each grid gets
+# what is left of SECONDS as its --time-budget (no new run starts after it; a rerun resumes where it
+# stopped, so successive calls work through the grids shard by shard). Rows written during this call
+# are packed into OUT_DIR/rows.tar.gz, relative to the result root: unpack with
+# `tar -xzf rows.tar.gz -C data/results` in the checkout that commits them. Data and the encoder are
+# read from POTLIB_DATA and POTLIB_MINILM_DIR as usual; when the tree has no .git, set
+# POTLIB_GIT_COMMIT (and POTLIB_GIT_DIRTY) so the rows name the commit they ran from.
+# --dry-run prints the plan and runs nothing (tested on CPU).
 #
-# Example (parser and credit grids, 9 minutes):
+# Example (9 minutes):
 #   POTLIB_DATA=.data POTLIB_MINILM_DIR=.data/minilm16 POTLIB_GIT_COMMIT=$(git rev-parse HEAD) \
-#     scripts/gpu_batch.sh "$OUT" 540 poh_gradient_modes credit_ladder:replicas
+#     scripts/gpu_batch.sh "$OUT" 540
 set -euo pipefail
-out=${1:?usage: gpu_batch.sh OUT_DIR SECONDS EXPERIMENT[:EXECUTOR] ...}
-budget=${2:?usage: gpu_batch.sh OUT_DIR SECONDS EXPERIMENT[:EXECUTOR] ...}
+dry=0
+if [[ ${1:-} == --dry-run ]]; then dry=1; shift; fi
+usage="usage: gpu_batch.sh [--dry-run] OUT_DIR SECONDS [EXPERIMENT[:EXECUTOR] ...]"
+out=${1:?$usage}
+budget=${2:?$usage}
+[[ $budget =~ ^[0-9]+$ ]] && (( budget > 0 )) || { echo "SECONDS = '$budget' is not allowed: a positive integer" >&2; exit 2; }
 shift 2
+items=("$@")
+if (( ${#items[@]} == 0 )); then
+  items=(hrm_memory hrm_depth_width hrm_layers_computed hrm_act hrm_dynamics poh_gradient_modes poh_memory
+         credit_cifar:replicas credit_ladder:replicas credit_ablations)
+fi
 cd "$(dirname "$0")/.."
 python=${PYTHON:-python3}
-marker=$(mktemp)
 start=$(date +%s)
 export PYTHONUNBUFFERED=1
-for item in "$@"; do
+step() {  # run (or, with --dry-run, print) one step
+  if (( dry )); then echo "would run: $*"; else "$@" || true; fi
+}
+left() { echo $(( budget - ($(date +%s) - start) )); }
+marker=$(mktemp)
+step timeout 120 "$python" -m pytest -q -m gpu tests -p no:nbval -o addopts=""
+step timeout 90 "$python" -m potlib bench --profile gpu --workload ladder_L4 --replicas 32
+for item in "${items[@]}"; do
   exp=${item%%:*}
-  executor=inline
+  executor=local
   [[ $item == *:* ]] && executor=${item#*:}
-  left=$(( budget - ($(date +%s) - start) ))
-  if (( left <= 0 )); then echo "time budget spent before $exp"; break; fi
-  "$python" -m potlib run "$exp" --profile gpu --executor "$executor" --time-budget "$left" || true
+  l=$(left)
+  if (( l <= 0 )); then echo "time budget spent before $exp"; break; fi
+  step "$python" -m potlib run "$exp" --profile gpu --executor "$executor" --time-budget "$l" --quiet
 done
-"$python" -m potlib status --profile gpu || true
+step "$python" -m potlib status --profile gpu
+if (( dry )); then echo "would pack rows newer than this call into $out/rows.tar.gz"; exit 0; fi
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 root=${POTLIB_RESULTS:-data/results}

@@ -2,6 +2,7 @@
 
 import json
 import os
+from pathlib import Path
 import signal
 import subprocess
 import sys
@@ -199,3 +200,18 @@ def test_time_budget_stops_cleanly_and_resumes(toy_env, executor):
     assert 1 <= first.ran < 8 and first.statuses == {"ok": first.ran} and first.stopped_by_budget
     rest = run_sweep("toy", "cpu", root=root, progress=False)
     assert first.ran + rest.ran == 8 and len(ResultStore(root).rows("toy")) == 8
+
+
+def test_gpu_batch_dry_run_prints_the_plan_and_runs_nothing(tmp_path):
+    script = Path(__file__).resolve().parents[1] / "scripts" / "gpu_batch.sh"
+    out = subprocess.run(["bash", str(script), "--dry-run", str(tmp_path / "out"), "540"], capture_output=True,
+                         text=True, check=True).stdout
+    lines = out.splitlines()
+    assert lines[0].startswith("would run: timeout 120") and "-m gpu" in lines[0]  # CUDA-only tests first
+    assert "potlib bench --profile gpu" in lines[1]
+    grids = [ln.split(" run ")[1].split()[0] for ln in lines if "potlib run " in ln]
+    assert grids[0].startswith("hrm_") and grids.index("poh_gradient_modes") < grids.index("credit_cifar")
+    assert all("--time-budget" in ln for ln in lines if "potlib run " in ln)
+    assert not (tmp_path / "out").exists()
+    bad = subprocess.run(["bash", str(script), "--dry-run", str(tmp_path), "-3"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "SECONDS = '-3' is not allowed" in bad.stderr

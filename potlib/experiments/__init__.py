@@ -34,6 +34,7 @@ REGISTRY: dict[str, str] = {
     "credit_ladder": "potlib.experiments.credit_ladder",
     "credit_cifar": "potlib.experiments.credit_cifar",
     "credit_ablations": "potlib.experiments.credit_ablations",
+    "credit_collapse": "potlib.experiments.credit_collapse",
     "gradflow_depth": "potlib.experiments.gradflow_depth",
     "gradflow_softmax": "potlib.experiments.gradflow_softmax",
     "gradflow_clipping": "potlib.experiments.gradflow_clipping",
