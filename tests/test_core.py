@@ -215,3 +215,16 @@ def test_gpu_batch_dry_run_prints_the_plan_and_runs_nothing(tmp_path):
     assert not (tmp_path / "out").exists()
     bad = subprocess.run(["bash", str(script), "--dry-run", str(tmp_path), "-3"], capture_output=True, text=True)
     assert bad.returncode == 2 and "SECONDS = '-3' is not allowed" in bad.stderr
+
+
+def test_page_tables_show_a_dash_for_missing_or_infinite_values():
+    import pandas as pd
+
+    from potlib import render
+
+    df = pd.DataFrame({"full / frozen": [2.5, float("inf"), float("nan")], "n": [1, 2, 3], "tiny": [1e-5, 0.25, 3e6]})
+    out = render.tidy(df)
+    assert out["full / frozen"].tolist() == ["2.5", "–", "–"]
+    assert out["tiny"].tolist() == ["1.00e-05", "0.25", "3.00e+06"] and out["n"].tolist() == ["1", "2", "3"]
+    box = render.verdict_box(pd.DataFrame({"verdict": ["differs"], "claim": ["a_b"], "ours": ["x|y"]}))
+    assert box.startswith(":::{admonition} Claims and verdicts (1 differs)") and "a\\_b" in box and "x\\|y" in box

@@ -97,3 +97,18 @@ def test_every_notebook_has_typed_parameters_cell():
         cell = next(c for c in nb.cells if c.cell_type == "code")
         assert "parameters" in cell.metadata.get("tags", []), path.name
         assert 'profile: str = "cpu"' in cell.source and "recompute: bool = False" in cell.source, path.name
+
+
+def test_nbval_runs_from_the_notebooks_folder(tmp_path):
+    """The sanitizer file in pyproject's addopts is found whatever the working directory."""
+    import os
+    import subprocess
+    import sys
+
+    nb = "gradient_modes_theory.ipynb"  # reads committed rows only: seconds
+    env = dict(os.environ, POTLIB_CACHE=str(tmp_path / "cache"))
+    for cwd in (ROOT / "notebooks", tmp_path):
+        target = nb if cwd == ROOT / "notebooks" else str(ROOT / "notebooks" / nb)
+        proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", target],
+                              cwd=cwd, env=env, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]

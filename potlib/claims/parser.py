@@ -92,15 +92,17 @@ def parser(gm: pd.DataFrame, mem: pd.DataFrame, rounding: pd.DataFrame) -> list[
     r = {(m, T, c): _ratio(mem, m, T, c) for m in ("full", "last_detach", "last_nograd") for T in (3, 5)
          for c in ("peak_mem_model_max_bytes", "peak_mem_block_max_bytes")}
     M, B = "peak_mem_model_max_bytes", "peak_mem_block_max_bytes"
-    flat_detach, flat_nograd = r[("last_detach", 5, M)] <= 1.25, r[("last_nograd", 5, M)] <= 1.25
+    # T acts on the PoH block only; the encoder's activations dwarf it in the whole model, where even full
+    # BPTT looks flat. So the verdict reads the block alone and the text gives both.
+    flat_detach, flat_nograd = r[("last_detach", 5, B)] <= 1.25, r[("last_nograd", 5, B)] <= 1.25
     out.append(published_claim(
         "parser_last_memory_flat",
-        f"T=5 vs T=1, whole model: {r[('last_detach', 5, M)]:.2f}x as the original cuts (.detach), "
-        f"{r[('last_nograd', 5, M)]:.2f}x with no_grad; PoH block alone: {r[('last_detach', 5, B)]:.2f}x and "
-        f"{r[('last_nograd', 5, B)]:.2f}x",
-        "pending" if not finite(r[("last_detach", 5, M)]) else "reproduced" if flat_detach
+        f"T=5 vs T=1, PoH block alone: {r[('last_detach', 5, B)]:.2f}x as the original cuts (.detach), "
+        f"{r[('last_nograd', 5, B)]:.2f}x with no_grad, {r[('full', 5, B)]:.2f}x with full BPTT; whole parser: "
+        f"{r[('last_detach', 5, M)]:.2f}x, {r[('last_nograd', 5, M)]:.2f}x and {r[('full', 5, M)]:.2f}x",
+        "pending" if not finite(r[("last_detach", 5, B)]) else "reproduced" if flat_detach
         else "trend reproduced" if flat_nograd else "differs",
-        "rule: whole-model peak at T=5 within 1.25x of T=1 with the original's .detach() (reproduced) or only "
+        "rule: the PoH block's peak at T=5 within 1.25x of T=1 with the original's .detach() (reproduced) or only "
         "with no_grad (trend reproduced)"))
     full_m, full_b = r[("full", 3, M)], r[("full", 3, B)]
     out.append(published_claim(

@@ -1,0 +1,35 @@
+"""Verdicts and generated text of the credit-assignment chapter (seed 003), from credit_* rows."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from potlib.results import ResultStore
+
+
+def collapse_text(rows: pd.DataFrame, memo: pd.Series, root) -> str:
+    """A paragraph, generated from the credit_collapse rows: does Γ fall under the default recipe,
+    which single knob keeps it highest, and how the state norm behaves with it."""
+    store = ResultStore(root)
+    cb = rows[(rows["method"] == "CB") & (rows["status"] == "ok")]
+    if cb.empty or "memo reading (default)" not in set(cb["setting"]):
+        return "The default setting has no row at this profile."
+    d = cb[cb["setting"] == "memo reading (default)"].iloc[0]
+    curve = store.artifacts("credit_collapse", d["cfg_id"])["epoch_gamma"]
+    norms = store.artifacts("credit_collapse", d["cfg_id"])["epoch_state_norm"][:, -1]
+    peak, peak_at = float(curve.max()), int(curve.argmax()) + 1
+    best = cb.sort_values("gamma", ascending=False).iloc[0]
+    refs = rows[rows["method"] != "CB"].set_index("setting")
+    falls = float(curve[-1]) < 0.8 * peak
+    parts = [
+        f"Under the default reading of the recipe, Γ peaks at {peak:.3f} (epoch {peak_at}) and ends at {curve[-1]:.3f} "
+        f"after {len(curve)} epochs ({'it falls' if falls else 'it does not fall'} as training goes on), with test "
+        f"accuracy {d['test_acc']:.3f} and ‖h_L‖ going from {norms[0]:.3g} to {norms[-1]:.3g}; the memo reports "
+        f"Γ {memo['gamma']:.3f} and accuracy {memo['acc']:.3f} at 80 epochs.",
+        f"Of the single changes, '{best['setting']}' ends with the highest Γ, {best['gamma']:.3f} "
+        f"(accuracy {best['test_acc']:.3f}, ‖h_L‖ {best['state_norm_last']:.3g}).",
+    ]
+    if {"BP", "DFA"} <= set(refs.index):
+        parts.append(f"At the same budget BP reaches accuracy {refs.loc['BP', 'test_acc']:.3f} and DFA "
+                     f"{refs.loc['DFA', 'test_acc']:.3f} (Γ {refs.loc['DFA', 'gamma']:.3f}).")
+    return " ".join(parts)
