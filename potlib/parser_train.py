@@ -292,9 +292,9 @@ def train(
     return res
 
 
-def summarize_memory(values: list[int]) -> tuple[float, float]:
-    """(max, mean) of per-step peaks; NaN when nothing was measured."""
+def summarize_memory(values: list[int]) -> tuple[float | None, float | None]:
+    """(max, mean) of per-step peaks; None when nothing was measured (not NaN, which means diverged)."""
     if not values:
-        return float("nan"), float("nan")
+        return None, None
     arr = np.asarray(values, dtype=np.float64)
     return float(arr.max()), float(arr.mean())

@@ -220,7 +220,7 @@ def _run(cfg: PoHGradModesConfig, device: torch.device) -> Outcome:
     ds = dataset_info()
     return Outcome(
         metrics=metrics, artifacts=artifacts, dataset=ds["dataset"], dataset_sha256=ds["sha256"],
-        peak_memory_bytes=None if np.isnan(m_max) else int(m_max), peak_memory_kind=res.memory_kind or None,
+        peak_memory_bytes=None if m_max is None else int(m_max), peak_memory_kind=res.memory_kind or None,
     )
 
 
