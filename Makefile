@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.potlib-installed
 
-.PHONY: book test env clean lock notebooks
+.PHONY: book test env clean lock notebooks screenshots
 
 env: $(STAMP)
 
@@ -27,6 +27,10 @@ test: $(STAMP)
 # Re-execute the committed notebooks in place after new rows land (nbval checks their stored outputs).
 notebooks: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python scripts/refresh_notebooks.py
+
+# Screenshot every built page (headless Chromium, 1400 px) into _build/screenshots/.
+screenshots:
+	bash scripts/screenshots.sh
 
 # Regenerate the lock after changing pyproject dependencies (needs network to PyPI).
 lock:
