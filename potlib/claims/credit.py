@@ -29,6 +29,12 @@ def collapse_text(rows: pd.DataFrame, memo: pd.Series, root) -> str:
         f"Of the single changes, '{best['setting']}' ends with the highest Γ, {best['gamma']:.3f} "
         f"(accuracy {best['test_acc']:.3f}, ‖h_L‖ {best['state_norm_last']:.3g}).",
     ]
+    dist = ((cb["gamma"] - memo["gamma"]) ** 2 + (cb["rho"] - memo["rho"]) ** 2 + (cb["test_acc"] - memo["acc"]) ** 2) ** 0.5
+    near = cb.loc[dist.idxmin()]
+    parts.append(
+        f"The setting whose Γ, ρ and accuracy lie closest to the memo's ({memo['gamma']:.3f}, {memo['rho']:.3f}, "
+        f"{memo['acc']:.3f}) is '{near['setting']}' ({near['gamma']:.3f}, {near['rho']:.3f}, {near['test_acc']:.3f}): "
+        "of the readings tried, the one most consistent with the memo's numbers (one seed, a quarter of its epochs).")
     if {"BP", "DFA"} <= set(refs.index):
         parts.append(f"At the same budget BP reaches accuracy {refs.loc['BP', 'test_acc']:.3f} and DFA "
                      f"{refs.loc['DFA', 'test_acc']:.3f} (Γ {refs.loc['DFA', 'gamma']:.3f}).")
