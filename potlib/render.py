@@ -70,6 +70,7 @@ def provenance_line(*frames: pd.DataFrame) -> str:
     datasets = sorted(set(df["prov_dataset"].dropna()))
     status = df["status"].value_counts().to_dict()
     st = "" if set(status) == {"ok"} else " (" + ", ".join(f"{v} {k}" for k, v in status.items()) + ")"
+    devices = [re.sub(r"\b1 threads\b", "1 thread", d) for d in devices]
     return (
         f"{len(df)} rows{st} · commit {', '.join(commits)} · device {'; '.join(devices)}"
         + (f" · data: {'; '.join(datasets)}" if datasets else "")
@@ -148,7 +149,8 @@ def _fmt(v) -> str:
 def tidy(df: pd.DataFrame) -> pd.DataFrame:
     """A table ready for the page: index levels as columns, numbers with three significant digits."""
     out = df.reset_index() if any(n is not None for n in df.index.names) else df.copy()
-    out.columns = [" ".join(map(str, c)) if isinstance(c, tuple) else str(c) for c in out.columns]
+    # snake_case headers become words, so narrow columns can wrap between them
+    out.columns = [(" ".join(map(str, c)) if isinstance(c, tuple) else str(c)).replace("_", " ") for c in out.columns]
     for c in out.columns:
         if out[c].dtype.kind in "fiub":
             out[c] = out[c].map(_fmt)

@@ -150,7 +150,8 @@ def _potlib_imports(path: Path) -> set[str]:
 
 @functools.lru_cache(maxsize=None)
 def code_fingerprint(module: str) -> str:
-    """12-hex hash of ``module``'s source and of every potlib module it imports, transitively.
+    """12-hex hash of ``module``'s code (docstrings and comments left out) and of every potlib module it
+    imports, transitively.
 
     The registry and the runner (``potlib.experiments``, ``potlib.sweep``, ``potlib.cli``) and the
     rendering layer are left out: they decide how a run is scheduled or drawn, not what it computes.
@@ -170,5 +171,16 @@ def code_fingerprint(module: str) -> str:
         todo += sorted(_potlib_imports(f))
     h = hashlib.sha256()
     for m in sorted(seen):
-        h.update(m.encode() + b"\0" + seen[m].read_bytes() + b"\0")
+        h.update(m.encode() + b"\0" + _code_only(seen[m]).encode() + b"\0")
     return h.hexdigest()[:12]
+
+
+def _code_only(path: Path) -> str:
+    """The module's syntax tree without docstrings: editing prose or comments does not make rows stale."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(body, list) and body and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree)

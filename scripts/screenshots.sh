@@ -12,7 +12,7 @@ fi
 [[ -f _build/html/index.html ]] || { echo "no built book: run make book first" >&2; exit 2; }
 out=_build/screenshots
 mkdir -p "$out"
-find _build/html -name '*.html' ! -name 'genindex.html' ! -name 'search.html' | sort | while read -r page; do
+find _build/html -name '*.html' ! -path '*/_static/*' ! -name 'genindex.html' ! -name 'search.html' | sort | while read -r page; do
   name=$(echo "${page#_build/html/}" | tr '/' '_' | sed 's/\.html$//')
   "$browser" --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1400,4000 \
     --virtual-time-budget=5000 --screenshot="$out/$name.png" "file://$PWD/$page" >/dev/null 2>&1
