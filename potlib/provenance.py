@@ -60,13 +60,6 @@ def device_name(device: str | torch.device) -> str:
     return f"cpu ({platform.machine()}, {n} thread{'s' if n != 1 else ''})"
 
 
-def pick_device(requested: str = "auto") -> torch.device:
-    """'auto' is CUDA when available, else CPU; anything else is passed to torch.device."""
-    if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(requested)
-
-
 def collect(device: str | torch.device) -> dict:
     """Everything about the environment a row needs; run-specific fields are added by the sweep."""
     commit, dirty = git_state()

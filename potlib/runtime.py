@@ -76,6 +76,11 @@ class RunResult:
     exception: BaseException | None = None  # kept when it should stop the sweep (DataUnavailable)
 
 
+def describe_error(e: BaseException) -> str:
+    """What a failed row records: the exception and the last frames of its traceback."""
+    return f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=8)}"
+
+
 def classify(outcome: Outcome) -> tuple[str, str | None]:
     bad = non_finite(outcome.metrics)
     return ("diverged", f"non-finite metrics: {', '.join(bad)}") if bad else ("ok", None)
@@ -93,8 +98,7 @@ def run_config(run: Callable[[Config, torch.device], Outcome], config: Config, d
     except Diverged as e:
         status, error, metrics, artifacts = "diverged", str(e), dict(e.metrics), dict(e.artifacts)
     except Exception as e:  # noqa: BLE001 - recorded in the row, the sweep goes on (or stops: DataUnavailable)
-        status, metrics, artifacts = "failed", {}, {}
-        error = f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=8)}"
+        status, metrics, artifacts, error = "failed", {}, {}, describe_error(e)
         if isinstance(e, DataUnavailable):
             return RunResult(status, error, metrics, artifacts, outcome, time.perf_counter() - start, e)
     return RunResult(status, error, metrics, artifacts, outcome, time.perf_counter() - start)

@@ -197,9 +197,7 @@ def run_group(exp: experiments.Experiment, name: str, group: list[Config], profi
     try:
         outcomes, error = exp.run_group(group, device), None
     except Exception as e:  # noqa: BLE001 - recorded in every row of the group
-        import traceback
-
-        outcomes, error = None, f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=8)}"
+        outcomes, error = None, runtime.describe_error(e)
     wall = (time.perf_counter() - start) / len(group)
     rows = []
     for i, c in enumerate(group):
