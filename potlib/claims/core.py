@@ -7,6 +7,7 @@ rows do not exist yet is shown as ``pending`` from that file, never from a list 
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -49,9 +50,15 @@ def load_published(name: str) -> pd.DataFrame:
     return pd.read_csv(path, comment="#")
 
 
+@functools.lru_cache(maxsize=1)
+def _claims_list() -> pd.DataFrame:
+    """``data/published/claims.csv``, read once per process (every verdict looks its claim up here)."""
+    return load_published("claims")
+
+
 def published_claim(claim_id: str, ours: str, verdict: str, evidence: str) -> Claim:
     """A verdict on the claim ``claim_id`` of ``data/published/claims.csv``."""
-    known = load_published("claims").set_index("id")
+    known = _claims_list().set_index("id")
     if claim_id not in known.index:
         raise KeyError(f"claim id {claim_id!r} is not in data/published/claims.csv; known: {', '.join(known.index)}")
     r = known.loc[claim_id]
@@ -65,7 +72,7 @@ def pending(found: list[Claim]) -> list[Claim]:
     done = {c.id for c in found if c.id}
     return [Claim(r.chapter, r.claim, r.source, r.published, "no rows yet", "pending",
                   "the experiments behind this claim have not produced rows in this edition", r.id)
-            for r in load_published("claims").itertuples() if r.id not in done]
+            for r in _claims_list().itertuples() if r.id not in done]
 
 
 def table(claims: list[Claim]) -> pd.DataFrame:
