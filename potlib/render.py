@@ -70,7 +70,7 @@ def provenance_line(*frames: pd.DataFrame) -> str:
     datasets = sorted(set(df["prov_dataset"].dropna()))
     status = df["status"].value_counts().to_dict()
     st = "" if set(status) == {"ok"} else " (" + ", ".join(f"{v} {k}" for k, v in status.items()) + ")"
-    devices = [re.sub(r"\b1 threads\b", "1 thread", d) for d in devices]
+    devices = sorted({re.sub(r"\b1 threads\b", "1 thread", d) for d in devices})  # rows written before the fix
     return (
         f"{len(df)} rows{st} · commit {', '.join(commits)} · device {'; '.join(devices)}"
         + (f" · data: {'; '.join(datasets)}" if datasets else "")
