@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import pandas as pd
 
+from potlib.experiments.credit_collapse import BASELINE
 from potlib.results import ResultStore
 
 
 def collapse_text(rows: pd.DataFrame, memo: pd.Series, root) -> str:
-    """A paragraph, generated from the credit_collapse rows: does Γ fall under the default recipe,
+    """A paragraph, generated from the credit_collapse rows: does Γ fall under RMS-normalised credit,
     which single knob keeps it highest, and how the state norm behaves with it."""
     store = ResultStore(root)
     cb = rows[(rows["method"] == "CB") & (rows["status"] == "ok")]
-    if cb.empty or "memo reading (default)" not in set(cb["setting"]):
-        return "The default setting has no row at this profile."
-    d = cb[cb["setting"] == "memo reading (default)"].iloc[0]
+    if cb.empty or BASELINE not in set(cb["setting"]):
+        return "The RMS-normalised baseline has no row at this profile."
+    d = cb[cb["setting"] == BASELINE].iloc[0]
     curve = store.artifacts("credit_collapse", d["cfg_id"])["epoch_gamma"]
     norms = store.artifacts("credit_collapse", d["cfg_id"])["epoch_state_norm"][:, -1]
     peak, peak_at = float(curve.max()), int(curve.argmax()) + 1
@@ -22,7 +23,7 @@ def collapse_text(rows: pd.DataFrame, memo: pd.Series, root) -> str:
     refs = rows[rows["method"] != "CB"].set_index("setting")
     falls = float(curve[-1]) < 0.8 * peak
     parts = [
-        f"Under the default reading of the recipe, Γ peaks at {peak:.3f} (epoch {peak_at}) and ends at {curve[-1]:.3f} "
+        f"With credit divided by its RMS (SPEC 3.3), Γ peaks at {peak:.3f} (epoch {peak_at}) and ends at {curve[-1]:.3f} "
         f"after {len(curve)} epochs ({'it falls' if falls else 'it does not fall'} as training goes on), with test "
         f"accuracy {d['test_acc']:.3f} and ‖h_L‖ going from {norms[0]:.3g} to {norms[-1]:.3g}; the memo reports "
         f"Γ {memo['gamma']:.3f} and accuracy {memo['acc']:.3f} at 80 epochs.",

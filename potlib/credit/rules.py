@@ -10,7 +10,9 @@ Interface (:class:`CreditRule`):
 
 - ``credit(model, p, progress) -> (L+1, B, d)``: detached, un-normalised credit for ``h_0..h_L``;
   ``progress`` in [0, 1] is the fraction of training done (bridges use it for the DFA warmup).
-- ``aux_loss(p) -> Tensor | None``: loss of the rule's own networks (value net, state predictor).
+- ``aux_loss(p, model) -> Tensor | None``: loss of the rule's own networks (value net, state
+  predictor, vector field); ``model`` is the forward net, read-only (the vector field's targets use
+  one block's Jacobian).
 - ``after_aux_step()``: bookkeeping after the auxiliary optimiser step (EMA target).
 
 Rules (the ``method`` field of the configs):
@@ -23,6 +25,9 @@ Rules (the ``method`` field of the configs):
 - ``CB``: credit bridge (faeval memos): a scalar value net ``V_φ([LN(h_l), emb(t_l), s])``; credit
   ``a_l = ∇_h V_φ``; trained by bridge consistency against an EMA target, terminal value and
   terminal gradient matching [reconstructed, see :class:`CreditBridge`].
+- ``VF``: direct vector credit field, the memos' proposed next step ("Option A", seed 003, Q4), which
+  nobody has published: ``a_l = a_φ(h_l, t_l, s) ∈ R^d`` output directly, trained on one-block
+  bootstrapped targets [ours, see :class:`VectorField`].
 
 Choices the memos leave open, all [reconstructed]: every state ``h_0..h_L`` gets credit (``h_0`` trains
 the embedding; ``h_L`` is credited by the rule too, not by the exact ``δ_L``, so Γ at the last layer
@@ -44,9 +49,9 @@ from torch import Tensor, nn
 
 from potlib.models.resmlp import ResMLP, true_state_grads
 
-Method = Literal["BP", "DFA", "SB", "CB"]
+Method = Literal["BP", "DFA", "SB", "CB", "VF"]
 SType = Literal["eT", "deltaL", "eT+proj", "deltaL+proj"]
-METHODS = ("BP", "DFA", "SB", "CB")
+METHODS = ("BP", "DFA", "SB", "CB", "VF")
 S_TYPES = ("eT", "deltaL", "eT+proj", "deltaL+proj")
 T_DIM = 16  # width of the learned layer-index embedding emb(t) [reconstructed]
 PROJ_DIM = 32  # the "+proj" variants concatenate a learned 32-d projection of LN(h_L) (SPEC 3.3)
@@ -115,7 +120,7 @@ class CreditRule(nn.Module):
     def credit(self, model: ResMLP, p: Pass, progress: float = 1.0) -> Tensor:
         raise NotImplementedError
 
-    def aux_loss(self, p: Pass) -> Tensor | None:
+    def aux_loss(self, p: Pass, model: ResMLP) -> Tensor | None:
         return None
 
     def after_aux_step(self) -> None:
@@ -245,7 +250,7 @@ class StateBridge(_Bridge):
         g = self.predict(h, t, s, h_last)  # (L1*B, d)
         return (g * p.delta_L.repeat(h.shape[0] // p.delta_L.shape[0], 1)).sum()
 
-    def aux_loss(self, p):
+    def aux_loss(self, p, model):
         L1 = self.n_layers + 1
         t, s, h_last = self._inputs(p, range(L1))
         g = self.predict(torch.cat(p.hs), t, s, h_last)  # (L1*B, d)
@@ -294,7 +299,7 @@ class CreditBridge(_Bridge):
         v_bar = v_bar.view(self.k, L * b)  # (K, L*B)
         return -self.lam * (torch.logsumexp(-v_bar / self.lam, 0) - math.log(self.k))
 
-    def aux_loss(self, p):
+    def aux_loss(self, p, model):
         L = self.n_layers
         # bridge consistency for l = 0..L-1 against the soft-min of the EMA target at l+1
         t, s, h_last = self._inputs(p, range(L))
@@ -313,15 +318,87 @@ class CreditBridge(_Bridge):
 
     @torch.no_grad()
     def after_aux_step(self):
-        src = list(self.value.parameters())
-        dst = list(self.target.parameters())
-        torch._foreach_lerp_(dst, src, 1.0 - self.ema)
+        ema_update(self.target, self.value, self.ema)
+
+
+def ema_update(target: nn.Module, online: nn.Module, momentum: float) -> None:
+    """``θ̄ ← momentum·θ̄ + (1 − momentum)·θ`` in place."""
+    with torch.no_grad():
+        torch._foreach_lerp_(list(target.parameters()), list(online.parameters()), 1.0 - momentum)
+
+
+class VectorField(_Bridge):
+    """Direct vector credit field [ours]: ``a_l = a_φ([LN(h_l), emb(t_l), s]) ∈ R^d``.
+
+    The memos' "Option A" (seed 003, Q4): learn the credit vector itself instead of a scalar value
+    whose input gradient is the credit, so that a value that is right with a wrong gradient cannot
+    happen. The memo gives the consistency only as "a_φ(h_l) ≈ a_φ(h_{l+1}) + Jacobian correction
+    term"; our reading is the exact one-step form of backprop through the residual block,
+
+    - ``l < L``: ``a_φ(h_l) ≈ (I + J_{F_{l+1}}(h_l))ᵀ ā(h_{l+1})``, with ``ā`` an EMA copy of ``a_φ``
+      (momentum ``ema``) and ``J_{F_{l+1}}ᵀ v`` one vector-Jacobian product through block ``l+1``
+      alone (the per-block backprop every rule here already uses inside its block);
+    - ``l = L``: ``a_φ(h_L) ≈ δ_L = ∂CE/∂h_L`` (the exact terminal gradient, as CB's matching term);
+
+    loss: squared error summed over layers and ``d``, averaged over the batch, divided by
+    ``mean ‖δ_L‖²`` so that it does not shrink with the error. This is the bootstrapped
+    synthetic-gradient target of Jaderberg et al. 2017 (Decoupled Neural Interfaces,
+    arXiv:1608.05343, §2) with one shared, conditioned network for all layers and an EMA target.
+    Same network, warmup and conditioning as the bridges; no ``K``, ``σ`` or ``λ``.
+    """
+
+    name = "VF"
+
+    def __init__(self, d, n_layers, n_classes, s_type="eT", wr=0.2, width=256, seed=0, ema=0.995):
+        super().__init__(d, n_layers, n_classes, s_type, wr, seed)
+        if not 0 <= ema < 1:
+            raise ValueError(f"VectorField ema = {ema!r} is not allowed: in [0, 1)")
+        self.ema = ema
+        self.field = CondNet(d, n_layers + 1, self.s_dim, d, width, self.proj)
+        # zero output layer: the field starts as "no credit" instead of a random vector of arbitrary
+        # scale, as DNI initialises its synthetic-gradient modules (Jaderberg et al. 2017, §3)
+        nn.init.zeros_(self.field.mlp[-1].weight)
+        nn.init.zeros_(self.field.mlp[-1].bias)
+        self.target = copy.deepcopy(self.field).requires_grad_(False)
+
+    def credit(self, model, p, progress=1.0):
+        if self.in_warmup(progress):
+            return self.warmup.credit(model, p)
+        L1, b = self.n_layers + 1, p.hs[0].shape[0]
+        t, s, h_last = self._inputs(p, range(L1))
+        with torch.no_grad():
+            return self.field(torch.cat(p.hs), t, s, h_last).view(L1, b, -1)  # (L+1, B, d)
+
+    def targets(self, p: Pass, model: ResMLP) -> Tensor:
+        """``(L+1, B, d)``: one-block bootstrapped targets for l < L, ``δ_L`` at l = L."""
+        L, b = self.n_layers, p.hs[0].shape[0]
+        t, s, h_last = self._inputs(p, range(1, L + 1))
+        with torch.no_grad():
+            nxt = self.target(torch.cat(p.hs[1:]), t, s, h_last).view(L, b, -1)  # ā(h_{l+1}), (L, B, d)
+        out = []
+        for l in range(L):
+            with torch.enable_grad():
+                h = p.hs[l].clone().requires_grad_(True)
+                (vjp,) = torch.autograd.grad(model.blocks[l](h), h, nxt[l])  # J_{F_{l+1}}(h_l)ᵀ ā(h_{l+1})
+            out.append(nxt[l] + vjp)
+        out.append(p.delta_L)
+        return torch.stack(out).detach()
+
+    def aux_loss(self, p, model):
+        L1, b = self.n_layers + 1, p.hs[0].shape[0]
+        t, s, h_last = self._inputs(p, range(L1))
+        a = self.field(torch.cat(p.hs), t, s, h_last).view(L1, b, -1)
+        scale = p.delta_L.pow(2).sum(-1).mean() + 1e-12
+        return (a - self.targets(p, model)).pow(2).sum(-1).mean(-1).sum() / scale
+
+    def after_aux_step(self):
+        ema_update(self.target, self.field, self.ema)
 
 
 def make_rule(method: str, *, d: int, n_layers: int, n_classes: int, seed: int = 0, s_type: str = "eT",
               wr: float = 0.2, width: int = 256, tgw: float = 1.0, lam: float = 0.1, k: int = 4,
               sigma: float = 0.05, ema: float = 0.995) -> CreditRule:
-    """The rule called ``method`` (one of BP, DFA, SB, CB); bridge options are ignored by BP/DFA."""
+    """The rule called ``method`` (one of BP, DFA, SB, CB, VF); bridge options are ignored by BP/DFA."""
     if method == "BP":
         return Backprop()
     if method == "DFA":
@@ -330,4 +407,6 @@ def make_rule(method: str, *, d: int, n_layers: int, n_classes: int, seed: int =
         return StateBridge(d, n_layers, n_classes, s_type, wr, width, seed)
     if method == "CB":
         return CreditBridge(d, n_layers, n_classes, s_type, wr, width, seed, tgw, lam, k, sigma, ema)
+    if method == "VF":
+        return VectorField(d, n_layers, n_classes, s_type, wr, width, seed, ema)
     raise ValueError(f"method = {method!r} is not allowed: one of {METHODS}")

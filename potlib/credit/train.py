@@ -1,8 +1,8 @@
 """One training loop for every credit rule and all three credit experiments (SPEC 3.3).
 
 Per step: the local forward pass (each block sees a detached input), the terminal quantities
-(``e_T``, ``δ_L``, CE through the head), the rule's credit ``a_l`` normalised by its RMS, then one
-AdamW step on ``CE(head) + Σ_l mean_batch <F_l(h_{l−1}), a_l>`` (each term reaches only its own
+(``e_T``, ``δ_L``, CE through the head), the rule's credit ``a_l`` (divided by its RMS when
+``credit_norm = "rms"``), then one AdamW step on ``CE(head) + Σ_l mean_batch <F_l(h_{l−1}), a_l>`` (each term reaches only its own
 parameters) and, for the bridges, one step of the rule's own networks on their auxiliary loss.
 
 The data live on the device as whole tensors; an epoch is a random permutation cut into full
@@ -32,7 +32,7 @@ from potlib.models.resmlp import ResMLP
 class CreditConfig(Config):
     """Fields shared by the credit experiments: network, optimiser, rule and metric settings."""
 
-    method: Literal["BP", "DFA", "SB", "CB"] = "CB"  # credit rule (potlib.credit.rules)
+    method: Literal["BP", "DFA", "SB", "CB", "VF"] = "CB"  # credit rule (potlib.credit.rules)
     n_layers: int = 4  # residual blocks L
     d: int = 128  # state width
     d_ff: int = 0  # hidden width of F_l; 0 means d [reconstructed]
@@ -41,8 +41,10 @@ class CreditConfig(Config):
     lr: float = 1e-3  # AdamW learning rate of the forward net (SPEC: CIFAR setting, used everywhere)
     weight_decay: float = 0.01
     schedule: Literal["cosine", "constant"] = "cosine"  # per-step schedule of lr
-    credit_norm: Literal["rms", "none"] = "rms"  # a / (RMS(a) + 1e-6), SPEC 3.3
-    # -- bridges (SB and CB) --
+    # "none": credit at its own scale, as Nøkland's DFA and backprop; "rms": a / (RMS(a) + 1e-6) per layer,
+    # SPEC 3.3's reading, under which the credit bridge collapses (experiment credit_collapse)
+    credit_norm: Literal["none", "rms"] = "none"
+    # -- bridges (SB, CB) and the vector field (VF) --
     s_type: Literal["eT", "deltaL", "eT+proj", "deltaL+proj"] = "eT"  # terminal conditioning code s
     wr: float = 0.2  # fraction of epochs trained with DFA credit while the bridge net learns
     aux_width: int = 256  # width of the value net / state predictor (3 Linear layers)
@@ -52,7 +54,7 @@ class CreditConfig(Config):
     bridge_lambda: float = 0.1  # λ of the soft-min bridge target
     bridge_k: int = 4  # noise samples K
     bridge_sigma: float = 0.05  # noise scale σ
-    ema: float = 0.995  # momentum of the target value net
+    ema: float = 0.995  # momentum of the target value net (CB) or target field (VF)
     # -- metrics --
     metric_samples: int = 1024  # test samples for Γ and ρ
     metric_dirs: int = 32  # random directions per sample for ρ
@@ -92,7 +94,7 @@ def build(cfg: CreditConfig, d_in: int, n_classes: int, device) -> tuple[ResMLP,
 
 
 def train_step(model: ResMLP, rule: CreditRule, opt, aux_opt, x: Tensor, y: Tensor, progress: float,
-               credit_norm: str = "rms") -> tuple[Tensor, Tensor]:
+               credit_norm: str = "none") -> tuple[Tensor, Tensor]:
     """One update of the forward net (and of the rule's nets); returns (mean CE, aux loss) tensors."""
     hs, fs = model.local_forward(x)
     p, ce = terminal_pass(model, x, y, hs)
@@ -103,7 +105,7 @@ def train_step(model: ResMLP, rule: CreditRule, opt, aux_opt, x: Tensor, y: Tens
     opt.step()
     aux = torch.zeros((), device=x.device)
     if aux_opt is not None:
-        aux = rule.aux_loss(p)
+        aux = rule.aux_loss(p, model)
         aux_opt.zero_grad(set_to_none=True)
         aux.backward()
         aux_opt.step()

@@ -35,6 +35,8 @@ REGISTRY: dict[str, str] = {
     "credit_cifar": "potlib.experiments.credit_cifar",
     "credit_ablations": "potlib.experiments.credit_ablations",
     "credit_collapse": "potlib.experiments.credit_collapse",
+    "credit_memo_budget": "potlib.experiments.credit_memo_budget",
+    "credit_vector_field": "potlib.experiments.credit_vector_field",
     "gradflow_depth": "potlib.experiments.gradflow_depth",
     "gradflow_softmax": "potlib.experiments.gradflow_softmax",
     "gradflow_clipping": "potlib.experiments.gradflow_clipping",

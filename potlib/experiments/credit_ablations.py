@@ -11,18 +11,19 @@ Phase 3; published ``credit_bridge_phase3_ablations.csv``). Credit bridge on the
 
 Shared settings coincide (e.g. eT/tgw 1/wr 0.2 belongs to A, B and C), so each is run once: 13
 settings × 3 seeds = 39 runs; the notebook selects each table's rows by its axis. Same config class,
-data and training loop as ``credit_ladder``. Runtime: smoke (4 runs) ~6 s wall on a 2-core
-CPU including start-up (measured, OMP_NUM_THREADS=1); paper ~45 s per run on one H100, ~30 min in one process (estimate, not measured).
+data and training loop as ``credit_ladder``. Profiles: ``gpu`` at the memo's 80 epochs; ``cpu`` at
+the ladder's ``cpu`` budget (20 epochs, ~50 min on two 1-thread workers of the 2-core machine);
+smoke (4 runs) ~6 s wall including start-up.
 
     python -m potlib run credit_ablations --profile smoke
-    python -m potlib run credit_ablations --profile paper --executor local
+    python -m potlib run credit_ablations --profile cpu --executor local --workers 2
 """
 
 from __future__ import annotations
 
 from potlib.config import Config, grid
 from potlib.experiments import Experiment
-from potlib.experiments.credit_ladder import SEEDS, SMOKE_BASE, LadderConfig, run
+from potlib.experiments.credit_ladder import CPU_EPOCHS, SEEDS, SMOKE_BASE, LadderConfig, run
 
 S_TYPES = ("eT", "deltaL", "eT+proj", "deltaL+proj")
 TGWS = (0.0, 0.25, 1.0, 4.0)
@@ -47,16 +48,18 @@ def _smoke() -> list[Config]:
     return grid(SMOKE_BASE.replace(method="CB"), s_type=S_TYPES)
 
 
-def _gpu() -> list[Config]:
-    base = LadderConfig(method="CB", alpha=1.0, n_layers=4)
+def _seeded(base: LadderConfig) -> list[Config]:
     return [c.replace(seed=s) for c in settings(base) for s in SEEDS]
+
+
+BASE = LadderConfig(method="CB", alpha=1.0, n_layers=4)
 
 
 EXPERIMENT = Experiment(
     name="credit_ablations",
     title="Credit bridge ablations: conditioning code, terminal gradient matching, DFA warmup",
     config_cls=LadderConfig,
-    profiles={"smoke": _smoke, "gpu": _gpu},
+    profiles={"smoke": _smoke, "cpu": lambda: _seeded(BASE.replace(epochs=CPU_EPOCHS)), "gpu": lambda: _seeded(BASE)},
     run=run,
     chapter="credit_assignment",
     uses_gpu=True,

@@ -6,12 +6,13 @@ Issue: on the ladder at α = 1, L = 4 the credit bridge (CB) was measured with �
 accuracy 0.52 for this setting. The same value net reaches Γ 0.85-1.0 on a frozen network, so the
 suspect is the closed loop between the forward net and the value net.
 
-Each config changes one [reconstructed] piece of the memo's recipe (``potlib.credit.rules``) from the
-default and records the per-epoch curves (``epoch_gamma``, ``epoch_test_acc``, ``epoch_state_norm``)
+Each config changes one [reconstructed] piece of SPEC 3.3's reading of the memo's recipe
+(``potlib.credit.rules``; credit divided by its RMS) and records the per-epoch curves (``epoch_gamma``, ``epoch_test_acc``, ``epoch_state_norm``)
 beside the final Γ, ρ and accuracy:
 
 - ``credit_norm = none``: credit used at its own scale (Nøkland's DFA never normalises; SPEC 3.3's
-  reading divides every layer's credit by its RMS);
+  reading divides every layer's credit by its RMS). This reading matched the memo and became the
+  default of every credit experiment; ``rms`` stays a named option;
 - ``ema`` 0.9: a faster target value net (default 0.995);
 - ``aux_lr`` 3e-4 / 3e-3: a slower or faster value net (default 1e-3);
 - ``tgw`` 0 / 4: no or stronger terminal gradient matching (default 1);
@@ -33,8 +34,9 @@ from potlib.config import Config
 from potlib.experiments import Experiment
 from potlib.experiments.credit_ladder import SMOKE_BASE, LadderConfig, run
 
+BASELINE = "credit normalised by RMS (SPEC 3.3)"  # the setting every knob changes one piece of
 KNOBS: dict[str, dict] = {
-    "memo reading (default)": {},
+    BASELINE: {},
     "credit not normalised": {"credit_norm": "none"},
     "target EMA 0.9": {"ema": 0.9},
     "value-net lr 3e-4": {"aux_lr": 3e-4},
@@ -65,11 +67,11 @@ def _grid(base: LadderConfig) -> list[Config]:
     return [base.replace(**{"method": "CB", **c}) for c in KNOBS.values()] + [base.replace(**c) for c in REFERENCES.values()]
 
 
-CPU_BASE = LadderConfig(method="CB", alpha=1.0, n_layers=4, epochs=20, seed=42)
+CPU_BASE = LadderConfig(method="CB", alpha=1.0, n_layers=4, epochs=20, seed=42, credit_norm="rms")
 
 
 def _smoke() -> list[Config]:
-    base = SMOKE_BASE.replace(method="CB")
+    base = SMOKE_BASE.replace(method="CB", credit_norm="rms")
     return [base, base.replace(credit_norm="none"), base.replace(method="DFA")]
 
 
