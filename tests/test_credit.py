@@ -17,6 +17,7 @@ from potlib.credit.rules import (
     S_TYPES,
     CreditBridge,
     CreditRule,
+    VectorField,
     local_surrogate,
     make_rule,
     normalise_credit,
@@ -116,11 +117,11 @@ def test_rules_shapes_and_aux_losses(method):
     p, *_ = _pass(model, x, y)
     a = rule.credit(model, p, progress=1.0)
     assert a.shape == (L + 1, B, D) and torch.isfinite(a).all() and not a.requires_grad
-    aux = rule.aux_loss(p)
-    if method in ("SB", "CB"):
+    aux = rule.aux_loss(p, model)
+    if method in ("SB", "CB", "VF"):
         aux.backward()
         assert all(q.grad is not None for q in rule.aux_parameters())
-        # during the warmup both bridges hand out DFA credit
+        # during the warmup the bridges and the vector field hand out DFA credit
         dfa = make_rule("DFA", d=D, n_layers=L, n_classes=C)
         torch.testing.assert_close(rule.credit(model, p, progress=0.0), dfa.credit(model, p))
     else:
@@ -133,7 +134,7 @@ def test_credit_bridge_conditioning_variants(s_type):
     rule = make_rule("CB", d=D, n_layers=L, n_classes=C, width=32, s_type=s_type)
     p, *_ = _pass(model, x, y)
     assert rule.credit(model, p).shape == (L + 1, B, D)
-    assert torch.isfinite(rule.aux_loss(p))
+    assert torch.isfinite(rule.aux_loss(p, model))
 
 
 def test_bridge_target_without_noise_is_the_ema_value():
@@ -212,6 +213,42 @@ def test_gpu_grids_have_the_documented_sizes():
     assert len(experiments.get("credit_ablations").configs("gpu")) == 13 * 3
 
 
+def test_cpu_grids_have_the_documented_sizes_and_budgets():
+    from potlib import experiments
+
+    sizes = {"credit_ladder": (192, {20}), "credit_ablations": (39, {20}), "credit_memo_budget": (18, {80}),
+             "credit_vector_field": (12, {20}), "credit_collapse": (14, {20}), "credit_cifar": (20, {10})}
+    for name, (n, epochs) in sizes.items():
+        configs = experiments.get(name).configs("cpu")
+        assert len(configs) == n and {c.epochs for c in configs} == epochs, name
+
+
+def test_credit_is_used_at_its_own_scale_by_default():
+    """The reading consistent with the memo's numbers (credit_collapse); RMS stays a named option."""
+    assert CreditConfig().credit_norm == "none"
+    a = torch.randn(L + 1, B, D)
+    assert normalise_credit(a, "none") is a
+    with pytest.raises(ValueError, match="credit_norm"):
+        normalise_credit(a, "l2")
+
+
+def test_vector_field_targets_are_backprop_when_the_field_is_exact():
+    """If the target field returned the true ∂CE/∂h_{l+1}, the one-block targets are the true ∂CE/∂h_l."""
+    model, x, y = _setup()
+    rule = VectorField(D, L, C, width=16)
+    p, *_ = _pass(model, x, y)
+    grads, _ = true_state_grads(model, x, y)
+    true = torch.stack(grads)  # (L+1, B, D), per-sample ∂CE_i/∂h_l
+
+    class Exact(torch.nn.Module):  # stands in for the EMA field ā on layers 1..L (stacked layer-major)
+        def forward(self, h, t, s, h_last):
+            return true[1:].reshape(L * B, D)
+
+    rule.target = Exact()
+    torch.testing.assert_close(rule.targets(p, model), true, rtol=1e-4, atol=1e-6)
+    assert rule.credit(model, p).abs().max() == 0  # zero-initialised output: no credit before it learns
+
+
 def _check_rows(root: Path, name: str):
     from potlib.results import ResultStore
 
@@ -226,14 +263,15 @@ def _check_rows(root: Path, name: str):
     return rows
 
 
-@pytest.mark.parametrize("name", ["credit_ladder", "credit_ablations"])
-def test_smoke_profile_end_to_end(name, tmp_path):
+@pytest.mark.parametrize("name, n", [("credit_ladder", 4), ("credit_ablations", 4), ("credit_memo_budget", 6),
+                                     ("credit_vector_field", 1), ("credit_collapse", 3)])
+def test_smoke_profile_end_to_end(name, n, tmp_path):
     from potlib.sweep import run_sweep
 
     report = run_sweep(name, "smoke", root=tmp_path, progress=False)
     assert report.failed == 0
     rows = _check_rows(tmp_path, name)
-    assert len(rows) == 4
+    assert len(rows) == n
     assert all(r["provenance"]["dataset_sha256"] for r in rows)
 
 
@@ -264,7 +302,7 @@ def test_cifar_smoke_profile_end_to_end(tmp_path, monkeypatch):
     assert all(r["provenance"]["dataset"].startswith("CIFAR-10") for r in rows)
 
 
-@pytest.mark.parametrize("method", ["SB", "CB"])
+@pytest.mark.parametrize("method", ["SB", "CB", "VF"])
 def test_bridges_learn_true_credit_on_a_frozen_network(method):
     """With the forward net fixed, the bridge's own losses drive Γ from ~0 to well above DFA levels."""
     model, x, y = _setup(n=512)
@@ -278,7 +316,7 @@ def test_bridges_learn_true_credit_on_a_frozen_network(method):
         with torch.no_grad():
             hs = model.states(x[idx])
         p, _ = terminal_pass(model, x[idx], y[idx], hs)
-        loss = rule.aux_loss(p)
+        loss = rule.aux_loss(p, model)
         opt.zero_grad()
         loss.backward()
         opt.step()
