@@ -153,6 +153,32 @@ class ResultStore:
         """cfg_ids whose row exists with a done status (a corrupt row raises, naming the file)."""
         return {r["cfg_id"] for r in self.rows(experiment) if r["status"] in DONE_STATUSES}
 
+    def sweeps_path(self, experiment: str) -> Path:
+        return self.root / experiment / "sweeps.jsonl"
+
+    def log_sweep(self, experiment: str, record: dict[str, Any]) -> None:
+        """Append one sweep's record (profile, executor, elapsed seconds, ...) as a JSON line.
+
+        A single short ``write`` of one line in append mode: concurrent sweeps do not interleave lines.
+        """
+        path = self.sweeps_path(experiment)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(_clean_floats(record), sort_keys=True) + "\n")
+
+    def sweeps(self, experiment: str) -> list[dict[str, Any]]:
+        """Every logged sweep of ``experiment`` (oldest first); a torn last line is ignored."""
+        path = self.sweeps_path(experiment)
+        if not path.is_file():
+            return []
+        out = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        return out
+
     def artifacts(self, experiment: str, cfg_id: str) -> dict[str, np.ndarray]:
         path = self.artifact_path(experiment, cfg_id)
         try:

@@ -314,8 +314,15 @@ def run_sweep(
         bar.close()
     if budget.hit:
         tqdm.write(f"{name}: time budget of {time_budget:.0f} s spent; rerun to resume")
-    return SweepReport(name, profile, len(configs), len(configs) - len(todo), sum(statuses.values()), statuses,
-                       time.perf_counter() - budget.start, budget.hit)
+    report = SweepReport(name, profile, len(configs), len(configs) - len(todo), sum(statuses.values()), statuses,
+                         time.perf_counter() - budget.start, budget.hit)
+    if report.ran:  # the grid's elapsed time, which potlib status adds up (issue 14)
+        ResultStore(root).log_sweep(name, {
+            "profile": profile, "executor": executor, "workers": workers, "device": str(device),
+            "cpu_count": os.cpu_count(), "shard": f"{k}/{n_shards}", "ran": report.ran, "statuses": statuses,
+            "elapsed_seconds": round(report.seconds, 1), "budget_hit": budget.hit,
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    return report
 
 
 def ensure_rows(name: str, profile: str, recompute: bool = False, root: Path | str | None = None):
@@ -366,7 +373,8 @@ def status_frame(profiles=experiments.PROFILES, root: Path | str | None = None):
             store = ResultStore(root or default_root(profile))
             expected = {cfg_id(name, c) for c in exp.configs(profile)}
             rec = {"experiment": name, "profile": profile, "expected": len(expected), "done": 0, "diverged": 0,
-                   "failed": 0, "stale": 0, "wall_h": 0.0, "devices": "", "corrupt": "", "needs_gpu": exp.uses_gpu}
+                   "failed": 0, "stale": 0, "wall_h": 0.0, "sweep_h": 0.0, "devices": "", "corrupt": "",
+                   "needs_gpu": exp.uses_gpu}
             try:
                 rows = [r for r in store.rows(name) if r["cfg_id"] in expected]
             except CorruptRowError as e:
@@ -379,5 +387,8 @@ def status_frame(profiles=experiments.PROFILES, root: Path | str | None = None):
             rec["stale"] = sum(r["provenance"].get("code_fingerprint") not in (None, now) for r in rows)
             rec["wall_h"] = round(sum(float(r["provenance"].get("wall_seconds") or 0) for r in rows) / 3600, 4)
             rec["devices"] = "; ".join(sorted({r["provenance"].get("device", "?") for r in rows}))
+            # elapsed wall time of the logged sweeps (runs in parallel count once); older rows have no log
+            rec["sweep_h"] = round(sum(float(w.get("elapsed_seconds") or 0) for w in store.sweeps(name)
+                                       if w.get("profile") == profile) / 3600, 4)
             records.append(rec)
     return pd.DataFrame.from_records(records)

@@ -95,6 +95,13 @@ def test_sweep_records_ok_diverged_and_failed_and_resumes(toy_env):
     assert (again.skipped, again.ran) == (4, 1)
     df = store.frame("toy")
     assert len(df) == 5 and df["cfg_id"].is_unique
+    # each sweep that ran something logs its elapsed time; a sweep with nothing to do logs nothing
+    logged = store.sweeps("toy")
+    assert [w["ran"] for w in logged] == [5, 1] and all(w["elapsed_seconds"] >= 0 for w in logged)
+    from potlib.sweep import status_frame
+
+    status = status_frame(["smoke"], root=root).set_index("experiment")
+    assert status.loc["toy", "sweep_h"] == pytest.approx(sum(w["elapsed_seconds"] for w in logged) / 3600, abs=1e-4)
 
 
 def test_corrupt_row_is_reported_by_file_name(toy_env):

@@ -6,18 +6,17 @@ import numpy as np
 import pandas as pd
 
 from potlib.claims.core import Claim, finite, published_claim
-from potlib.experiments.credit_collapse import BASELINE
 from potlib.results import ResultStore
 
 
-def collapse_text(rows: pd.DataFrame, memo: pd.Series, root) -> str:
-    """A paragraph, generated from the credit_collapse rows: does Γ fall under RMS-normalised credit,
-    which single knob keeps it highest, and how the state norm behaves with it."""
+def collapse_text(rows: pd.DataFrame, memo: pd.Series, root, baseline: str) -> str:
+    """A paragraph, generated from the credit_collapse rows: does Γ fall under RMS-normalised credit
+    (the setting named ``baseline``), which single knob keeps it highest, and how the state norm behaves."""
     store = ResultStore(root)
     cb = rows[(rows["method"] == "CB") & (rows["status"] == "ok")]
-    if cb.empty or BASELINE not in set(cb["setting"]):
+    if cb.empty or baseline not in set(cb["setting"]):
         return "The RMS-normalised baseline has no row at this profile."
-    d = cb[cb["setting"] == BASELINE].iloc[0]
+    d = cb[cb["setting"] == baseline].iloc[0]
     curve = store.artifacts("credit_collapse", d["cfg_id"])["epoch_gamma"]
     norms = store.artifacts("credit_collapse", d["cfg_id"])["epoch_state_norm"][:, -1]
     peak, peak_at = float(curve.max()), int(curve.argmax()) + 1
@@ -285,10 +284,11 @@ def vector_field_text(vf: pd.DataFrame, ladder: pd.DataFrame) -> str:
     return " ".join(parts)
 
 
-def normalisation_text(memo_budget: pd.DataFrame) -> str:
-    """Generated: the credit bridge with credit at its own scale vs divided by its RMS, at the memo's budget."""
+def normalisation_text(memo_budget: pd.DataFrame, own_scale: str, rms: str) -> str:
+    """Generated: the credit bridge with credit at its own scale (setting ``own_scale``) vs divided by its
+    RMS (setting ``rms``), at the memo's budget."""
     ok = _ok(memo_budget)
-    parts = {s: ok[ok["setting"] == s] for s in ("CB", "CB, credit normalised by RMS")} if len(ok) else {}
+    parts = {s: ok[ok["setting"] == s] for s in (own_scale, rms)} if len(ok) else {}
     if not parts or any(p.empty for p in parts.values()):
         return "The memo-budget rows (credit_memo_budget) are not there yet at this profile."
     (a, b) = parts.values()
@@ -297,3 +297,39 @@ def normalisation_text(memo_budget: pd.DataFrame) -> str:
             f"{pm(a['rho'].mean(), a['rho'].std())}, accuracy {pm(a['test_acc'].mean(), a['test_acc'].std())}; with "
             f"RMS-normalised credit at Γ {pm(b['gamma'].mean(), b['gamma'].std())}, ρ {pm(b['rho'].mean(), b['rho'].std())}, "
             f"accuracy {pm(b['test_acc'].mean(), b['test_acc'].std())}.")
+
+
+# -- CIFAR-10 depth scan (credit_cifar rows, one seed) ---------------------------------------------------------
+GOLDILOCKS_RHO = 0.1  # ρ at which a rule's credit is "locally useful" (the memo calls its 0.03 near zero)
+
+
+def no_goldilocks(cifar: pd.DataFrame, expected_depths: int = 5) -> Claim:
+    """No depth at which the credit bridge's credit is useful (ρ ≥ 0.1) and it matches DFA's accuracy."""
+    ok = _ok(cifar)
+    depths = sorted(ok["n_layers"].unique()) if len(ok) else []
+    both = [L for L in depths if {"CB", "DFA"} <= set(ok[ok["n_layers"] == L]["method"])]
+    if len(both) < expected_depths:
+        return published_claim("credit_no_goldilocks", "", "pending", "")
+    parts, good = [], []
+    for L in both:
+        cb = ok[(ok["n_layers"] == L) & (ok["method"] == "CB")].iloc[0]
+        dfa = ok[(ok["n_layers"] == L) & (ok["method"] == "DFA")].iloc[0]
+        good.append(cb["rho"] >= GOLDILOCKS_RHO and cb["test_acc"] >= dfa["test_acc"])
+        parts.append(f"L={L}: CB ρ {cb['rho']:.3f}, accuracy {cb['test_acc']:.3f} vs DFA {dfa['test_acc']:.3f}")
+    verdict = "differs" if any(good) else "reproduced"
+    return published_claim("credit_no_goldilocks", "; ".join(parts), verdict,
+                           f"rule: a Goldilocks depth is one where CB's ρ ≥ {GOLDILOCKS_RHO} and its accuracy ≥ DFA's; "
+                           "none at any depth: reproduced; one or more: differs (one seed)")
+
+
+def cifar_table(cifar: pd.DataFrame, published: pd.DataFrame) -> pd.DataFrame:
+    """Per depth and rule: accuracy, Γ, ρ, ours beside the memo's (one seed each)."""
+    ok = _ok(cifar)
+    pub = published.set_index(["L", "method"])
+    out = []
+    for r in ok.sort_values(["n_layers", "method"]).itertuples() if len(ok) else []:
+        memo = pub.loc[(r.n_layers, r.method)] if (r.n_layers, r.method) in pub.index else None
+        get = (lambda c: memo[c]) if memo is not None else (lambda c: float("nan"))
+        out.append({"L": r.n_layers, "rule": r.method, "accuracy memo": get("acc"), "accuracy ours": r.test_acc,
+                    "Γ memo": get("gamma"), "Γ ours": r.gamma, "ρ memo": get("rho"), "ρ ours": r.rho})
+    return pd.DataFrame(out, columns=["L", "rule", "accuracy memo", "accuracy ours", "Γ memo", "Γ ours", "ρ memo", "ρ ours"])
