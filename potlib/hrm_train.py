@@ -17,9 +17,14 @@ segments (``exact_at_M{m}``) and with Q-head halting capped at ``m`` (``act_exac
 Optimiser: AdamW (HRM uses Adam-atan2, which is not in our lock file), betas (0.9, 0.95), linear
 warmup then constant lr (HRM's ``lr_min_ratio=1``), no gradient clipping (as HRM).
 
-``data="synthetic"`` makes valid puzzles from one solved grid under random symmetries and random
-blanks (no uniqueness guarantee); it exists only so smoke profiles and tests run without the Sudoku
-archive. Paper profiles use ``data="sudoku"`` (``potlib.data.sudoku.build_split``).
+Data (``data``): ``"sudoku"``, the Sudoku-Extreme-like split (``potlib.data.sudoku.build_split``) of
+the paper profiles; ``"ladder"``, the difficulty ladder the CPU budget can learn
+(``potlib.data.sudoku_ladder.build_ladder``: levels of k blanks plus the hard puzzles; ``n_train``
+and ``n_test`` count puzzles *per level*), for which :func:`evaluate` adds per-level metrics
+``exact_acc_level_<name>`` and ``blank_acc_level_<name>`` (names such as ``b5`` or ``hard``);
+``"synthetic"``, valid puzzles from one solved grid under random symmetries and random blanks (no
+uniqueness guarantee), only so smoke profiles and tests run without the Sudoku archive.
+Tokens, symmetries and the blank-cell metric come from :mod:`potlib.data.sudoku`.
 """
 
 from __future__ import annotations
@@ -34,21 +39,24 @@ import numpy as np
 import torch
 
 from potlib.config import Config
+from potlib.data import sudoku, sudoku_ladder
+from potlib.data.sudoku import SEQ_LEN, VOCAB_SIZE  # 0 pad, 1 blank, 2..10 digits 1..9
 from potlib.models.hrm import HRM, HRMACT, SudokuTransformer, act_loss, correctness, sequence_loss
 
-VOCAB_SIZE, SEQ_LEN = 11, 81  # 0 pad, 1 blank, 2..10 digits 1..9
-SUDOKU_SOURCES = ("top1465", "forum_hardest_1905", "forum_hardest_1106", "17_clue")  # potlib.data.sudoku.COLLECTIONS
+SUDOKU_SOURCES = tuple(sudoku.COLLECTIONS)
 
 
 @dataclass(frozen=True)
 class HRMTrainConfig(Config):
     # --- data ---
-    data: Literal["sudoku", "synthetic"] = "sudoku"  # synthetic: smoke profiles and tests only
-    n_train: int = 1000  # distinct training puzzles (HRM "1k" setting: 1000)
+    data: Literal["sudoku", "ladder", "synthetic"] = "sudoku"  # synthetic: smoke profiles and tests only
+    n_train: int = 1000  # distinct training puzzles (HRM "1k" setting: 1000); ladder: per level
     n_aug: int = 100  # augmented copies of each training puzzle besides itself (HRM "1k": 1000)
-    n_test: int = 1000  # held-out test puzzles (no overlap with train up to symmetry)
-    sources: tuple[str, ...] = ("forum_hardest_1905", "forum_hardest_1106", "top1465")  # potlib.data.sudoku collections
+    n_test: int = 1000  # held-out test puzzles (no overlap with train up to symmetry); ladder: per level
+    sources: tuple[str, ...] = ("forum_hardest_1905", "forum_hardest_1106", "top1465")  # data="sudoku" collections
     synthetic_blanks: int = 50  # blanks per synthetic puzzle
+    ladder_blanks: tuple[int, ...] = (5, 10, 20, 30, 40, 50)  # data="ladder": cells blanked, one level each
+    ladder_hard: bool = True  # data="ladder": the hard collections' puzzles as drawn as the top level
     # --- model ---
     model: Literal["hrm", "transformer", "recurrent_transformer"] = "hrm"
     hidden_size: int = 256  # HRM paper: 512
@@ -90,6 +98,10 @@ class HRMTrainConfig(Config):
         self.require(self.hidden_size % self.num_heads == 0 and (self.hidden_size // self.num_heads) % 2 == 0,
                      "hidden_size", f"a multiple of 2 * num_heads (= {2 * self.num_heads})")
         self.require(1 <= self.synthetic_blanks <= 80, "synthetic_blanks", "an integer in [1, 80]")
+        self.require(all(1 <= k <= sudoku_ladder.MAX_BLANKS for k in self.ladder_blanks)
+                     and len(set(self.ladder_blanks)) == len(self.ladder_blanks)
+                     and (len(self.ladder_blanks) > 0 or self.ladder_hard), "ladder_blanks",
+                     f"distinct integers in [1, {sudoku_ladder.MAX_BLANKS}], non-empty unless ladder_hard")
         self.require(self.expansion > 0, "expansion", "a float > 0")
         self.require(0.0 <= self.halt_exploration_prob <= 1.0, "halt_exploration_prob", "a float in [0, 1]")
         self.require(self.lr > 0, "lr", "a float > 0")
@@ -117,35 +129,19 @@ class SudokuData:
     test_y: torch.Tensor
     dataset: str
     sha256: str | None
+    test_level: torch.Tensor | None = None  # (N_test,) int64 index into level_names (ladder only)
+    level_names: tuple[str, ...] = ()
 
     def to(self, device: torch.device) -> "SudokuData":
+        level = None if self.test_level is None else self.test_level.to(device)
         return SudokuData(self.train_x.to(device), self.train_y.to(device), self.test_x.to(device),
-                          self.test_y.to(device), self.dataset, self.sha256)
+                          self.test_y.to(device), self.dataset, self.sha256, level, self.level_names)
 
 
 def _base_grid() -> np.ndarray:
     """A valid solved grid (digits 1..9) from the classic pattern (r*3 + r//3 + c) % 9 + 1."""
     r, c = np.meshgrid(np.arange(9), np.arange(9), indexing="ij")
     return (r * 3 + r // 3 + c) % 9 + 1
-
-
-def random_symmetry(rng: np.random.Generator):
-    """A random validity-preserving Sudoku symmetry, as a function on (81,) digit/token arrays.
-
-    Digit relabelling, optional transpose, band and row-in-band permutations, stack and
-    column-in-stack permutations (the group HRM's ``build_sudoku_dataset.py`` samples from).
-    """
-    digit_map = np.concatenate([[0], rng.permutation(9) + 1])  # 0 (blank) stays 0
-    transpose = rng.random() < 0.5
-    rows = np.concatenate([b * 3 + rng.permutation(3) for b in rng.permutation(3)])
-    cols = np.concatenate([s * 3 + rng.permutation(3) for s in rng.permutation(3)])
-
-    def apply(grid: np.ndarray) -> np.ndarray:
-        g = grid.reshape(9, 9)
-        g = g.T if transpose else g
-        return digit_map[g[rows][:, cols]].reshape(81)
-
-    return apply
 
 
 def synthetic_split(n_train: int, n_test: int, n_aug: int, seed: int, blanks: int = 50):
@@ -157,35 +153,30 @@ def synthetic_split(n_train: int, n_test: int, n_aug: int, seed: int, blanks: in
     valid; uniqueness is not checked.
     """
     rng = np.random.default_rng(seed)
-    base = _base_grid().reshape(81)
-
-    def puzzle():
-        sol = random_symmetry(rng)(base)
-        quiz = sol.copy()
-        quiz[rng.choice(81, size=blanks, replace=False)] = 0
-        return quiz, sol
-
-    tr = [puzzle() for _ in range(n_train)]
-    te = [puzzle() for _ in range(n_test)]
-    aug = []
-    for q, s in tr:
-        aug.append((q, s))
-        for _ in range(n_aug):
-            f = random_symmetry(rng)
-            aug.append((f(q), f(s)))
-    tok = lambda a: torch.as_tensor(np.stack(a) + 1, dtype=torch.int64)  # noqa: E731 - digit d -> d+1, blank -> 1
-    return tok([q for q, _ in aug]), tok([s for _, s in aug]), tok([q for q, _ in te]), tok([s for _, s in te])
+    base = np.repeat(_base_grid().reshape(1, 81).astype(np.uint8), n_train + n_test, axis=0)
+    sol = sudoku.augment_batch(base, base, rng)[1]  # (n_train + n_test, 81) symmetric variants
+    quiz = sol.copy()
+    np.put_along_axis(quiz, np.argsort(rng.random(quiz.shape), axis=1)[:, :blanks], 0, axis=1)
+    tq, ts = np.repeat(quiz[:n_train], 1 + n_aug, axis=0), np.repeat(sol[:n_train], 1 + n_aug, axis=0)
+    rows = np.flatnonzero(np.arange(len(tq)) % (1 + n_aug))  # all but the first row of each group
+    tq[rows], ts[rows] = sudoku.augment_batch(tq[rows], ts[rows], rng)
+    tok = lambda a: torch.from_numpy(sudoku.tokenise(a))  # noqa: E731
+    return tok(tq), tok(ts), tok(quiz[n_train:]), tok(sol[n_train:])
 
 
 def load_data(cfg: HRMTrainConfig) -> SudokuData:
-    """The train/test split of ``cfg``: the Sudoku archive's hard puzzles, or the synthetic set."""
+    """The train/test split of ``cfg``: the archive's hard puzzles, the ladder, or the synthetic set."""
     if cfg.data == "synthetic":
         tx, ty, vx, vy = synthetic_split(cfg.n_train, cfg.n_test, cfg.n_aug, cfg.seed, cfg.synthetic_blanks)
         return SudokuData(tx, ty, vx, vy, "synthetic Sudoku (symmetries of one grid; smoke only)", None)
-    from potlib.data import sudoku  # lazy: reads the archive under POTLIB_DATA
-
-    tx, ty, vx, vy, info = sudoku.build_split(cfg.n_train, cfg.n_test, cfg.n_aug, cfg.seed, sources=tuple(cfg.sources))
     as_t = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.int64)  # noqa: E731
+    if cfg.data == "ladder":
+        levels = (*cfg.ladder_blanks, "hard") if cfg.ladder_hard else cfg.ladder_blanks
+        lad = sudoku_ladder.build_ladder(cfg.n_train, cfg.n_test, cfg.n_aug, cfg.seed, blanks=levels)
+        return SudokuData(as_t(lad.train_x), as_t(lad.train_y), as_t(lad.test_x), as_t(lad.test_y),
+                          lad.info["dataset"], lad.info["dataset_sha256"], as_t(lad.test_level),
+                          tuple(lad.info["levels"]))
+    tx, ty, vx, vy, info = sudoku.build_split(cfg.n_train, cfg.n_test, cfg.n_aug, cfg.seed, sources=tuple(cfg.sources))
     sha = info.get("dataset_sha256", info.get("sha256"))
     return SudokuData(as_t(tx), as_t(ty), as_t(vx), as_t(vy), info.get("dataset", "sudoku"), sha)
 
@@ -324,16 +315,23 @@ def hrm_segments(cfg: HRMTrainConfig, hrm: HRM, x: torch.Tensor, y: torch.Tensor
             ok, cell = correctness(logits, yb)
             solved[s, i : i + len(xb)] = ok.cpu().numpy()
             cells[s, i : i + len(xb)] = cell.float().cpu().numpy()
-            blanks[s, i : i + len(xb)] = blank_accuracy(logits, yb, xb).cpu().numpy()
+            blanks[s, i : i + len(xb)] = sudoku.blank_accuracy(logits.argmax(-1), yb, xb).cpu().numpy()
             halt[s, i : i + len(xb)] = (qh > qc).cpu().numpy()
     return solved, cells, blanks, halt
 
 
-def blank_accuracy(logits: torch.Tensor, labels: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
-    """Per-puzzle accuracy over the blank cells only (token 1): (B,) float."""
-    blank = inputs == 1
-    right = blank & (logits.argmax(-1) == labels)
-    return right.sum(-1).float() / blank.sum(-1).clamp_min(1)
+def level_metrics(solved: np.ndarray, blank: np.ndarray, level: torch.Tensor | None, names: tuple[str, ...]):
+    """``exact_acc_level_<name>`` and ``blank_acc_level_<name>`` (means over the level's test puzzles,
+    NaN for a level with none) from per-puzzle (N,) arrays; {} without levels."""
+    if level is None:
+        return {}
+    lv = level.cpu().numpy()
+    out = {}
+    for n, name in enumerate(names):
+        sel = lv == n
+        out[f"exact_acc_level_{name}"] = float(solved[sel].mean()) if sel.any() else float("nan")
+        out[f"blank_acc_level_{name}"] = float(blank[sel].mean()) if sel.any() else float("nan")
+    return out
 
 
 def act_halting(solved: np.ndarray, halt: np.ndarray, m_max: int) -> tuple[float, float]:
@@ -346,8 +344,13 @@ def act_halting(solved: np.ndarray, halt: np.ndarray, m_max: int) -> tuple[float
 
 
 @torch.no_grad()
-def evaluate(cfg: HRMTrainConfig, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device) -> tuple[dict, dict]:
-    """Test metrics (see module docstring) and per-segment curves as artifacts."""
+def evaluate(cfg: HRMTrainConfig, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device,
+             level: torch.Tensor | None = None, level_names: tuple[str, ...] = ()) -> tuple[dict, dict]:
+    """Test metrics (see module docstring) and per-segment curves as artifacts.
+
+    ``level`` ((N,) int64 indices into ``level_names``, the ladder's) adds per-level metrics
+    (:func:`level_metrics`, scored like ``exact_accuracy`` and ``blank_cell_accuracy``).
+    """
     model.eval()
     if cfg.model != "hrm":
         ok, cell, blank = [], [], []
@@ -356,9 +359,12 @@ def evaluate(cfg: HRMTrainConfig, model: torch.nn.Module, x: torch.Tensor, y: to
             with autocast(cfg, device):
                 logits = model(xb)
             a, b = correctness(logits, yb)
-            ok.append(a.cpu()), cell.append(b.float().cpu()), blank.append(blank_accuracy(logits, yb, xb).cpu())
-        return {"exact_accuracy": float(torch.cat(ok).float().mean()), "cell_accuracy": float(torch.cat(cell).mean()),
-                "blank_cell_accuracy": float(torch.cat(blank).mean())}, {}
+            ok.append(a.cpu()), cell.append(b.float().cpu())
+            blank.append(sudoku.blank_accuracy(logits.argmax(-1), yb, xb).cpu())
+        ok_t, blank_t = torch.cat(ok).float(), torch.cat(blank)
+        metrics = {"exact_accuracy": float(ok_t.mean()), "cell_accuracy": float(torch.cat(cell).mean()),
+                   "blank_cell_accuracy": float(blank_t.mean())}
+        return {**metrics, **level_metrics(ok_t.numpy(), blank_t.numpy(), level, level_names)}, {}
     S, M = cfg.eval_segments, cfg.halt_max_steps
     solved, cells, blanks, halt = hrm_segments(cfg, model.hrm, x, y, S, device)
     metrics = {"exact_accuracy": float(solved[M - 1].mean()), "cell_accuracy": float(cells[M - 1].mean()),
@@ -367,6 +373,7 @@ def evaluate(cfg: HRMTrainConfig, model: torch.nn.Module, x: torch.Tensor, y: to
     for m in sorted(set(cfg.eval_M)):
         metrics[f"exact_at_M{m}"] = float(solved[m - 1].mean())
         metrics[f"act_exact_Mmax{m}"], metrics[f"act_steps_Mmax{m}"] = act_halting(solved, halt, m)
+    metrics.update(level_metrics(solved[M - 1], blanks[M - 1], level, level_names))
     arts = {
         "exact_by_segment": solved.mean(1).astype(np.float32),
         "cell_by_segment": cells.mean(1).astype(np.float32),
@@ -390,7 +397,7 @@ def train_and_evaluate(cfg: HRMTrainConfig, device: torch.device, data: SudokuDa
     if not math.isfinite(metrics["final_train_loss"]):
         metrics.update(exact_accuracy=float("nan"), cell_accuracy=float("nan"))
         return model, data, metrics, arts
-    m, a = evaluate(cfg, model, data.test_x, data.test_y, device)
+    m, a = evaluate(cfg, model, data.test_x, data.test_y, device, data.test_level, data.level_names)
     metrics.update(m)
     arts.update(a)
     return model, data, metrics, arts

@@ -37,6 +37,7 @@ HARD = ("forum_hardest_1905", "forum_hardest_1106", "top1465")
 VOCAB_SIZE = 11  # 0 pad, 1 blank, 2..10 digits
 SEQ_LEN = 81
 _SPLIT_VERSION = 2
+_CHARS = frozenset(".0123456789")
 
 
 # -- collections -----------------------------------------------------------------------------------
@@ -47,7 +48,7 @@ def parse_puzzles(text: str) -> np.ndarray:
         line = line.strip()
         if not line or line.startswith("#"):
             continue
-        if len(line) != 81 or any(ch not in ".0123456789" for ch in line):
+        if len(line) != 81 or not set(line) <= _CHARS:  # a set test: ~10x faster than per char
             raise ValueError(f"line {n}: expected 81 characters of '.', 0-9; got {line[:90]!r}")
         rows.append(line.replace(".", "0"))
     if not rows:
@@ -224,6 +225,17 @@ def cell_accuracy(pred: Any, labels: Any, inputs: Any = None) -> float:
     if inputs is not None:
         eq = eq[inputs == 1]
     return float(eq.float().mean()) if hasattr(eq, "float") else float(eq.mean())
+
+
+def blank_accuracy(pred: Any, labels: Any, inputs: Any):
+    """Per-puzzle fraction of the blank cells (token 1 in ``inputs``) right: (N,) float, numpy or
+    torch as given; 0 for a puzzle without blanks. The mean over puzzles is HRM-chapter's
+    ``blank_cell_accuracy`` (:func:`cell_accuracy` with ``inputs`` pools the cells instead)."""
+    blank = inputs == 1
+    right = (_eq(pred, labels) & blank).sum(-1)
+    if hasattr(right, "float"):
+        return right.float() / blank.sum(-1).clamp_min(1)
+    return right / np.maximum(blank.sum(-1), 1)
 
 
 # -- the split -------------------------------------------------------------------------------------
