@@ -381,3 +381,17 @@ def test_smoke_profile_writes_ok_rows(name, tmp_path):
     assert len(rows) == report.expected and all(r["status"] == "ok" for r in rows), [r["error"] for r in rows]
     assert experiments.get(name).uses_gpu
     assert len(experiments.get(name).configs("gpu")) >= 3
+
+
+def test_cpu_profiles_use_the_ladder_at_the_documented_sizes():
+    """The book's HRM grids: the difficulty ladder at d=64 (hrm_train.cpu_base); memory at the paper's size."""
+    from potlib import experiments
+
+    sizes = {"hrm_depth_width": 7, "hrm_layers_computed": 9, "hrm_act": 4, "hrm_dynamics": 3, "hrm_memory": 12}
+    for name, n in sizes.items():
+        configs = experiments.get(name).configs("cpu")
+        assert len(configs) == n, name
+        if name == "hrm_memory":
+            assert {c.hidden_size for c in configs} == {512} and {c.batch_size for c in configs} == {4}
+        else:
+            assert {c.data for c in configs} == {"ladder"} and {c.batch_size for c in configs} == {64}, name

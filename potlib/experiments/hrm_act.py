@@ -15,11 +15,13 @@ training, the ACT "compute steps"), and ``exact_at_M{m}``/``act_exact_Mmax{m}`` 
 **Budget gap**: the paper trains HRM (d=512, 27M parameters) on Sudoku-Extreme for GPU-days; we
 train d=256 HRMs on 1,000 hard puzzles x 100 augmentations for 5,000 segments of batch 256.
 
-Runtime: smoke 2 runs, <1 s on a 2-core CPU with one thread (measured); paper 6 runs, ~10 min on one
-H100 (estimate from FLOPs, not measured).
+Profiles: ``gpu`` as above; ``cpu`` on the difficulty ladder at d=64 (``hrm_train.cpu_base``), ACT
+or fixed M for M_max 2 and 4, 3,000 segments each, evaluated with M_max 2, 4, 8 (accuracy per
+difficulty level): 4 runs, ~40 min on two 1-thread workers (HRM 228 / 352 ms per fixed / ACT step,
+measured). Smoke 2 runs, seconds.
 
     python -m potlib run hrm_act --profile smoke
-    python -m potlib run hrm_act --profile paper
+    python -m potlib run hrm_act --profile cpu --executor local --workers 2
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import torch
 from potlib.config import grid
 from potlib.experiments import Experiment
 from potlib.runtime import Outcome
-from potlib.hrm_train import HRMTrainConfig, run_outcome, smoke_base
+from potlib.hrm_train import HRMTrainConfig, cpu_base, run_outcome, smoke_base
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,11 @@ def _gpu() -> list[ACTConfig]:
     return grid(ACTConfig(), act=(False, True), halt_max_steps=(2, 4, 8))
 
 
+def _cpu() -> list[ACTConfig]:
+    # ladder at d=64: ACT vs fixed M for M_max 2 and 4, evaluated with M_max 2..8
+    return grid(ACTConfig(**cpu_base(train_steps=3000, eval_M=(2, 4, 8))), act=(False, True), halt_max_steps=(2, 4))
+
+
 def run(cfg: ACTConfig, device: torch.device) -> Outcome:
     return run_outcome(cfg, device)
 
@@ -62,7 +69,7 @@ EXPERIMENT = Experiment(
     name="hrm_act",
     title="HRM paper Fig 5: ACT vs fixed M, and inference-time scaling of M_max",
     config_cls=ACTConfig,
-    profiles={"smoke": _smoke, "gpu": _gpu},
+    profiles={"smoke": _smoke, "cpu": _cpu, "gpu": _gpu},
     run=run,
     chapter="3.2",
     uses_gpu=True,

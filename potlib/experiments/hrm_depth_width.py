@@ -14,11 +14,13 @@ d=512 and 8..256 layers; we train on 1,000 hard puzzles x 100 symmetry augmentat
 steps of batch 256 per point. Absolute accuracies are not comparable; the book compares the *shape*
 (depth helps, width does not) and reports cell accuracy too, since exact accuracy may sit near 0.
 
-Runtime: smoke 3 runs, <1 s on a 2-core CPU with one thread (measured; a few seconds on a busy
-machine); paper 7 runs, ~10 min on one H100 (estimate from FLOPs, not measured).
+Profiles: ``gpu`` as above; ``cpu`` on the difficulty ladder (``potlib.data.sudoku_ladder``) at
+d=64: depth 2, 4, 8, 16 at width 64 and width 96, 128, 192 at 4 layers, 2,000 steps of batch 64
+each: 7 runs, ~55 min on two 1-thread workers (from measured step costs, ``hrm_train.cpu_base``);
+smoke 3 runs, seconds.
 
     python -m potlib run hrm_depth_width --profile smoke
-    python -m potlib run hrm_depth_width --profile paper
+    python -m potlib run hrm_depth_width --profile cpu --executor local --workers 2
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import torch
 from potlib.config import grid
 from potlib.experiments import Experiment
 from potlib.runtime import Outcome
-from potlib.hrm_train import HRMTrainConfig, run_outcome, smoke_base
+from potlib.hrm_train import HRMTrainConfig, cpu_base, run_outcome, smoke_base
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,12 @@ def _gpu() -> list[DepthWidthConfig]:
     return depth + width
 
 
+def _cpu() -> list[DepthWidthConfig]:
+    # the difficulty ladder at d=64: depth 2..16 at width 64, width 96..192 at 4 layers, equal steps
+    base = DepthWidthConfig(**cpu_base())
+    return grid(base, n_layers=(2, 4, 8, 16)) + grid(base, hidden_size=(96, 128, 192))
+
+
 def run(cfg: DepthWidthConfig, device: torch.device) -> Outcome:
     return run_outcome(cfg, device)
 
@@ -67,7 +75,7 @@ EXPERIMENT = Experiment(
     name="hrm_depth_width",
     title="HRM paper Fig 2 (left): Transformer depth vs width on hard Sudoku",
     config_cls=DepthWidthConfig,
-    profiles={"smoke": _smoke, "gpu": _gpu},
+    profiles={"smoke": _smoke, "cpu": _cpu, "gpu": _gpu},
     run=run,
     chapter="3.2",
     uses_gpu=True,

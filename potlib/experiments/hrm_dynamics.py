@@ -24,11 +24,12 @@ Artifacts hold every array (residual curves, PCA coordinates, PR curves); metric
 **Budget gap**: the paper's models are trained on 3.8M puzzles (d=512) for GPU-days; ours on 1,000 hard
 puzzles x 100 augmentations for 3,000 steps at d=256, so the trained-vs-untrained contrast is weaker.
 
-Runtime: smoke 3 runs, <1 s on a 2-core CPU with one thread (measured); paper 3 runs, ~6-10 min on one
-H100 (estimate from FLOPs, not measured).
+Profiles: ``gpu`` as above; ``cpu`` on the difficulty ladder at d=64 (``hrm_train.cpu_base``): HRM
+(2+2 blocks, fixed M = 4), a 2-block stack looped 8 times, a 16-block Transformer, 2,000 steps each:
+3 runs, ~25 min on two 1-thread workers (from measured step costs). Smoke 3 runs, seconds.
 
     python -m potlib run hrm_dynamics --profile smoke
-    python -m potlib run hrm_dynamics --profile paper
+    python -m potlib run hrm_dynamics --profile cpu --executor local --workers 2
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ import torch
 
 from potlib.experiments import Experiment
 from potlib.runtime import Outcome
-from potlib.hrm_train import HRMTrainConfig, autocast, build_model, smoke_base, train_and_evaluate
+from potlib.hrm_train import HRMTrainConfig, autocast, build_model, cpu_base, smoke_base, train_and_evaluate
 from potlib.models.hrm import HRM
 
 
@@ -150,6 +151,13 @@ def _gpu() -> list[DynamicsConfig]:
             base.replace(model="transformer", n_layers=32)]
 
 
+def _cpu() -> list[DynamicsConfig]:
+    # ladder at d=64: HRM (2+2 blocks, fixed M=4), a 2-block stack looped 8 times, a 16-block Transformer
+    base = DynamicsConfig(**cpu_base(act=False, halt_max_steps=4))
+    return [base, base.replace(model="recurrent_transformer", n_layers=2, loops=8),
+            base.replace(model="transformer", n_layers=16)]
+
+
 def run(cfg: DynamicsConfig, device: torch.device) -> Outcome:
     torch.manual_seed(cfg.seed)
     untrained = build_model(cfg).to(device)  # the same init train_and_evaluate starts from
@@ -171,7 +179,7 @@ EXPERIMENT = Experiment(
     name="hrm_dynamics",
     title="HRM paper Figs 3 and 8: forward residuals, PCA trajectories, participation ratio",
     config_cls=DynamicsConfig,
-    profiles={"smoke": _smoke, "gpu": _gpu},
+    profiles={"smoke": _smoke, "cpu": _cpu, "gpu": _gpu},
     run=run,
     chapter="3.2",
     uses_gpu=True,

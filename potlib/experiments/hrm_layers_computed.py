@@ -19,11 +19,13 @@ Every model gets the same number of optimizer steps (for HRM one step = one segm
 **Budget gap**: the paper trains on 3.8M Sudoku-Extreme puzzles at d=512 for GPU-days; we use
 1,000 hard puzzles x 100 augmentations and 3,000 steps of batch 256 per model. Compare shapes.
 
-Runtime: smoke 3 runs, <1 s on a 2-core CPU with one thread (measured); paper 11 runs, ~12-15 min on
-one H100 (estimate from FLOPs, not measured).
+Profiles: ``gpu`` as above; ``cpu`` on the difficulty ladder at d=64 (``hrm_train.cpu_base``):
+Transformer 2, 4, 8, 16 blocks; a 2-block stack looped 2, 4, 8 times; HRM (2+2 blocks, 2 x 2
+cycles: 12 block applications per segment) with M = 1, 2; 2,000 steps each: 9 runs, ~55 min on two
+1-thread workers (from measured step costs). Smoke 3 runs, seconds.
 
     python -m potlib run hrm_layers_computed --profile smoke
-    python -m potlib run hrm_layers_computed --profile paper
+    python -m potlib run hrm_layers_computed --profile cpu --executor local --workers 2
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ import torch
 from potlib.config import grid
 from potlib.experiments import Experiment
 from potlib.runtime import Outcome
-from potlib.hrm_train import HRMTrainConfig, run_outcome, smoke_base
+from potlib.hrm_train import HRMTrainConfig, cpu_base, run_outcome, smoke_base
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,16 @@ def _gpu() -> list[LayersComputedConfig]:
     )
 
 
+def _cpu() -> list[LayersComputedConfig]:
+    # ladder at d=64; layers computed: Transformer 2..16, 2-block stack looped 2/4/8 (4..16), HRM 12 per segment
+    base = LayersComputedConfig(**cpu_base(act=False))
+    return (
+        grid(base.replace(model="transformer"), n_layers=(2, 4, 8, 16))
+        + grid(base.replace(model="recurrent_transformer", n_layers=2), loops=(2, 4, 8))
+        + grid(base.replace(model="hrm"), halt_max_steps=(1, 2))
+    )
+
+
 def run(cfg: LayersComputedConfig, device: torch.device) -> Outcome:
     return run_outcome(cfg, device)
 
@@ -71,7 +83,7 @@ EXPERIMENT = Experiment(
     name="hrm_layers_computed",
     title="HRM paper Fig 2 (right): Transformer vs Recurrent Transformer vs HRM by layers computed",
     config_cls=LayersComputedConfig,
-    profiles={"smoke": _smoke, "gpu": _gpu},
+    profiles={"smoke": _smoke, "cpu": _cpu, "gpu": _gpu},
     run=run,
     chapter="3.2",
     uses_gpu=True,

@@ -17,11 +17,12 @@ Paper rows must come from the GPU (``uses_gpu``); the CPU tracker gives the same
 Budget: the paper's model (d=512, 4+4 layers) at batch 64, the sizes of HRM's Sudoku model except the
 batch (HRM: 384 over 8 GPUs).
 
-Runtime: smoke 4 runs, ~1 s on a 2-core CPU with one thread (measured); paper 12 runs, ~2 min on one
-H100 (estimate; the largest BPTT point, 4 x 8 steps at batch 64, needs ~30 GB).
+Profiles: ``gpu`` at batch 64 (12 runs, ~2 min on one H100, estimate; the largest BPTT point, 4 x 8
+steps, needs ~30 GB); ``cpu`` the same model and grid at batch 4, measured with PyTorch's tensor
+tracker (12 runs of two steps each); smoke 4 runs, ~1 s.
 
     python -m potlib run hrm_memory --profile smoke
-    python -m potlib run hrm_memory --profile paper
+    python -m potlib run hrm_memory --profile cpu --executor local --workers 2
 """
 
 from __future__ import annotations
@@ -64,6 +65,12 @@ def _gpu() -> list[MemoryConfig]:
     return [base.replace(grad_mode=g, H_cycles=h, L_cycles=l) for g in ("one_step", "bptt") for h, l in CYCLES]
 
 
+def _cpu() -> list[MemoryConfig]:
+    # the paper's model, batch 4: the largest BPTT point (4 x 8 steps) then needs ~2 GB, not ~30 GB
+    base = MemoryConfig(batch_size=4)
+    return [base.replace(grad_mode=g, H_cycles=h, L_cycles=l) for g in ("one_step", "bptt") for h, l in CYCLES]
+
+
 def train_step(cfg: MemoryConfig, model, opt, state, x, y, device):
     with autocast(cfg, device):
         state, out = model(state, x, y)
@@ -102,7 +109,7 @@ EXPERIMENT = Experiment(
     name="hrm_memory",
     title="Peak memory of HRM's one-step gradient vs BPTT through all steps",
     config_cls=MemoryConfig,
-    profiles={"smoke": _smoke, "gpu": _gpu},
+    profiles={"smoke": _smoke, "cpu": _cpu, "gpu": _gpu},
     run=run,
     chapter="3.2",
     uses_gpu=True,
