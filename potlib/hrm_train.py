@@ -14,8 +14,9 @@ up to ``max(eval_M)`` segments and report, for every ``m`` in ``eval_M``, the ac
 segments (``exact_at_M{m}``) and with Q-head halting capped at ``m`` (``act_exact_Mmax{m}``,
 ``act_steps_Mmax{m}``: halt at the first segment where ``q_halt > q_continue``).
 
-Optimiser: AdamW (HRM uses Adam-atan2, which is not in our lock file), betas (0.9, 0.95), linear
-warmup then constant lr (HRM's ``lr_min_ratio=1``), no gradient clipping (as HRM).
+Optimiser: AdamW by default, or Adam-atan2 as HRM trains (``optimizer="adam_atan2"``, the PyPI
+``adam-atan2-pytorch`` version), betas (0.9, 0.95), linear warmup then constant lr (HRM's
+``lr_min_ratio=1``), no gradient clipping (as HRM).
 
 Data (``data``): ``"sudoku"``, the Sudoku-Extreme-like split (``potlib.data.sudoku.build_split``) of
 the paper profiles; ``"ladder"``, the difficulty ladder the CPU budget can learn
@@ -75,6 +76,7 @@ class HRMTrainConfig(Config):
     act: bool = True  # False: fixed M = halt_max_steps segments in training too
     # --- optimisation ---
     loss_type: Literal["softmax", "stablemax"] = "softmax"  # HRM's public config uses stablemax
+    optimizer: Literal["adamw", "adam_atan2"] = "adamw"  # HRM uses Adam-atan2 (see make_optimizer)
     train_steps: int = 2000  # optimizer steps (HRM: one per segment)
     batch_size: int = 256
     lr: float = 1e-4  # HRM Sudoku-1k: 7e-5 with batch 384 for 20k epochs
@@ -231,7 +233,22 @@ def autocast(cfg: HRMTrainConfig, device: torch.device):
 
 
 def make_optimizer(cfg: HRMTrainConfig, model: torch.nn.Module):
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, cfg.beta2), weight_decay=cfg.weight_decay)
+    """(optimizer, linear-warmup scheduler) of ``cfg.optimizer``.
+
+    ``adam_atan2``: Adam with the update ``a * atan2(m̂, b * sqrt(v̂))`` instead of ``m̂ / (sqrt(v̂) + ε)``
+    (Everett et al. 2024, arXiv:2407.05872), as HRM trains (``adam_atan2.AdamATan2``, a CUDA kernel);
+    here the maintained pure-PyTorch version from PyPI, ``adam-atan2-pytorch`` 0.4.1 (``AdamAtan2``,
+    defaults a = 1.27, b = 1), with the same decoupled weight decay ``p *= 1 - lr * wd`` as AdamW.
+    """
+    if cfg.optimizer == "adam_atan2":
+        try:
+            from adam_atan2_pytorch import AdamAtan2
+        except ImportError as e:  # the GPU machine's plain environment may lack it
+            raise ImportError("optimizer = 'adam_atan2' needs the PyPI package adam-atan2-pytorch "
+                              "(pinned in requirements.lock)") from e
+        opt = AdamAtan2(model.parameters(), lr=cfg.lr, betas=(0.9, cfg.beta2), weight_decay=cfg.weight_decay)
+    else:
+        opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, cfg.beta2), weight_decay=cfg.weight_decay)
     warm = max(cfg.lr_warmup_steps, 1)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warm))
     return opt, sched

@@ -370,7 +370,8 @@ def test_metrics_agree_with_the_data_module():
 # ----------------------------------------------------------------------------------- experiments
 
 
-@pytest.mark.parametrize("name", ["hrm_depth_width", "hrm_layers_computed", "hrm_act", "hrm_dynamics", "hrm_memory"])
+@pytest.mark.parametrize("name", ["hrm_depth_width", "hrm_layers_computed", "hrm_act", "hrm_dynamics", "hrm_memory",
+                                  "hrm_original_choices"])
 def test_smoke_profile_writes_ok_rows(name, tmp_path):
     from potlib import experiments
     from potlib.results import ResultStore
@@ -387,7 +388,8 @@ def test_cpu_profiles_use_the_ladder_at_the_documented_sizes():
     """The book's HRM grids: the difficulty ladder at d=64 (hrm_train.cpu_base); memory at the paper's size."""
     from potlib import experiments
 
-    sizes = {"hrm_depth_width": 7, "hrm_layers_computed": 9, "hrm_act": 4, "hrm_dynamics": 3, "hrm_memory": 12}
+    sizes = {"hrm_depth_width": 7, "hrm_layers_computed": 9, "hrm_act": 4, "hrm_dynamics": 3, "hrm_memory": 12,
+             "hrm_original_choices": 4}
     for name, n in sizes.items():
         configs = experiments.get(name).configs("cpu")
         assert len(configs) == n, name
@@ -395,3 +397,21 @@ def test_cpu_profiles_use_the_ladder_at_the_documented_sizes():
             assert {c.hidden_size for c in configs} == {512} and {c.batch_size for c in configs} == {4}
         else:
             assert {c.data for c in configs} == {"ladder"} and {c.batch_size for c in configs} == {64}, name
+
+
+def test_adam_atan2_is_a_named_optimizer_option():
+    from adam_atan2_pytorch import AdamAtan2
+
+    from potlib.hrm_train import HRMTrainConfig, build_model, make_optimizer, smoke_base
+
+    cfg = HRMTrainConfig(**smoke_base(optimizer="adam_atan2"))
+    model = build_model(cfg)
+    opt, _ = make_optimizer(cfg, model)
+    assert isinstance(opt, AdamAtan2)
+    p = next(model.parameters())
+    before = p.detach().clone()
+    p.grad = torch.ones_like(p)
+    opt.step()
+    assert not torch.equal(before, p.detach())
+    with pytest.raises(ConfigError, match="optimizer"):
+        HRMTrainConfig(**smoke_base(optimizer="sgd"))

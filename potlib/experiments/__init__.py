@@ -37,6 +37,7 @@ REGISTRY: dict[str, str] = {
     "credit_collapse": "potlib.experiments.credit_collapse",
     "credit_memo_budget": "potlib.experiments.credit_memo_budget",
     "credit_vector_field": "potlib.experiments.credit_vector_field",
+    "hrm_original_choices": "potlib.experiments.hrm_original_choices",
     "gradflow_depth": "potlib.experiments.gradflow_depth",
     "gradflow_softmax": "potlib.experiments.gradflow_softmax",
     "gradflow_clipping": "potlib.experiments.gradflow_clipping",
