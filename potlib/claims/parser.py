@@ -232,3 +232,41 @@ def deep_supervision_text(gm: pd.DataFrame) -> str:
             f"representations.") if ds.mean() < full.mean() - 2 else (
             f"Deep supervision as the original implements it reaches {ds.mean():.1f}% clean dev UAS against "
             f"{full.mean():.1f}% without it.")
+
+
+def overlap_text(overlap: pd.DataFrame) -> str:
+    """Generated: how much of each protocol's evaluation set occurs word for word in its training set."""
+    parts = []
+    pub = overlap[overlap["protocol"] == "published"]
+    if len(pub):
+        p = pub.iloc[0]
+        parts.append(f"Under the published protocol {p['fraction']:.0%} of the evaluation sentences "
+                     f"({int(p['n_eval_in_train'])} of {int(p['n_eval'])}) occur in the training set"
+                     + (", so its UAS measures memorisation as much as parsing." if p["fraction"] > 0.5 else "."))
+    clean = overlap[overlap["protocol"] == "clean"].set_index("eval_split")
+    if len(clean):
+        shares = " and ".join(f"{clean.loc[s, 'fraction']:.1%} of {s}" for s in clean.index)
+        words = " and ".join(f"{clean.loc[s, 'word_fraction']:.2%}" for s in clean.index)
+        examples = [e.strip() for ex in clean["examples"] for e in str(ex).split(" | ") if e.strip()]
+        longest = max((len(e.split()) for e in examples), default=0)
+        sound = float(clean["word_fraction"].max()) < 0.01
+        parts.append(f"Under the clean protocol {shares} sentences also occur in train, covering {words} of the "
+                     f"words" + (f"; the longest of the examples under Table 1 has {longest} tokens" if examples else "")
+                     + (": UD's own splits are sound." if sound else ": a leak that UAS on these splits inherits."))
+    return " ".join(parts)
+
+
+def rounding_text(rounding: pd.DataFrame, published: pd.DataFrame) -> str:
+    """Generated: the bias of the original's ``int(uas * tokens)`` bookkeeping against the published spread."""
+    if rounding.empty:
+        return "No bookkeeping rows at this profile."
+    bias, std = rounding["bias_points_mean"], rounding["bias_points_std"]
+    spread = float(published["dev_uas_pct"].max() - published["dev_uas_pct"].min())
+    steady = float(bias.max() - bias.min()) < 0.25 * float(bias.abs().mean())
+    return (f"Across true accuracies from {rounding['accuracy'].min():.0%} to {rounding['accuracy'].max():.0%} the "
+            f"reported value is biased by {bias.min():+.3f} to {bias.max():+.3f} points"
+            + (" (a roughly constant amount)" if steady else "")
+            + f", against a spread of {spread:.2f} points between the published configurations: the bias is "
+            + ("larger than" if bias.abs().min() > spread else "smaller than" if bias.abs().max() < spread else "comparable to")
+            + f" the spread, and its scatter between evaluations (std {std.min():.3f} to {std.max():.3f} points) is "
+            + f"{std.mean() / spread:.0%} of it.")
