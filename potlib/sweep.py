@@ -325,12 +325,15 @@ def run_sweep(
     return report
 
 
-def ensure_rows(name: str, profile: str, recompute: bool = False, root: Path | str | None = None):
+def ensure_rows(name: str, profile: str, recompute: bool = False, root: Path | str | None = None,
+                partial: bool = False):
     """Rows of ``profile`` as a DataFrame for a notebook.
 
     ``smoke`` (or ``recompute=True``) runs whatever is missing first; ``cpu``/``gpu`` without recompute
     renders committed rows only and raises :class:`MissingResultsError` naming the missing configs
-    and the command that produces them.
+    and the command that produces them, unless ``partial``: then the done rows that exist are returned
+    (possibly none) and ``frame.attrs["expected"]`` says how many the grid has, for a page that shows
+    an unfinished grid as such.
     """
     experiments.check_profile(profile)
     if not isinstance(recompute, bool):
@@ -342,7 +345,9 @@ def ensure_rows(name: str, profile: str, recompute: bool = False, root: Path | s
     ids = [cfg_id(name, c) for c in exp.configs(profile)]
     rows = {r["cfg_id"]: r for r in ResultStore(root).rows(name)}  # read once, used for all checks below
     missing = [i for i in ids if rows.get(i, {}).get("status") not in DONE_STATUSES]
-    if missing:
+    if missing and partial:
+        ids = [i for i in ids if i not in missing]
+    elif missing:
         failed = [rows[i] for i in missing if i in rows]  # present but not done: status "failed"
         if failed:
             first = (failed[0].get("error") or "").splitlines()[0]
@@ -356,6 +361,7 @@ def ensure_rows(name: str, profile: str, recompute: bool = False, root: Path | s
     frame = rows_to_frame([rows[i] for i in ids])
     now = fingerprint(exp)
     frame["stale"] = [rows[i]["provenance"].get("code_fingerprint") not in (None, now) for i in ids]
+    frame.attrs["expected"] = len(exp.configs(profile))
     return frame
 
 

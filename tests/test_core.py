@@ -122,6 +122,9 @@ def test_render_only_run_names_missing_rows_and_command(toy_env):
         ensure_rows("toy", "smoke", root=toy_env / "smoke")
     with pytest.raises(TypeError, match="recompute = 'yes'"):
         ensure_rows("toy", "smoke", recompute="yes")
+    # a page that shows an unfinished grid as such: the done rows, and how many the grid has
+    empty = ensure_rows("toy", "cpu", root=toy_env / "empty", partial=True)
+    assert len(empty) == 0 and empty.attrs["expected"] == 8
 
 
 def test_killed_sweep_resumes_without_lost_or_duplicated_rows(toy_env):

@@ -62,6 +62,8 @@ def _stats(values: pd.Series) -> tuple[float, float, int]:
 def mean_table(rows: pd.DataFrame, by: list[str], cols=("gamma", "rho", "test_acc")) -> pd.DataFrame:
     """Mean and standard deviation over seeds of ``cols`` per ``by`` group, and the number of seeds."""
     ok = _ok(rows)
+    if ok.empty:  # an unfinished grid (ensure_rows(..., partial=True)) may have no rows yet
+        return pd.DataFrame(columns=[*by, *(f"{c}_{s}" for c in cols for s in ("mean", "std")), "seeds"])
     agg = ok.groupby(by)[list(cols)].agg(["mean", "std"])
     agg.columns = [f"{c}_{s}" for c, s in agg.columns]
     agg["seeds"] = ok.groupby(by).size()
