@@ -106,7 +106,8 @@ def markdown_table(df: pd.DataFrame, links: bool = False) -> str:
 
     ``links=True`` keeps ``[label](target)`` cells as links.
     """
-    esc = df.astype(str).apply(lambda col: col.map(lambda v: _escape(v, links)))
+    # astype(str) keeps missing values missing under pandas' string dtype: they print as "–"
+    esc = df.astype(str).apply(lambda col: col.map(lambda v: _escape(v if isinstance(v, str) else "–", links)))
     esc.columns = [_escape(str(c), False) for c in esc.columns]
     return esc.to_markdown(index=False)
 

@@ -22,6 +22,7 @@ repeating itself once per config.
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing as mp
 import os
 import time
@@ -359,6 +360,11 @@ def ensure_rows(name: str, profile: str, recompute: bool = False, root: Path | s
             f"({shown}). Produce them {where}with: python -m potlib run {name} --profile {profile}"
         )
     frame = rows_to_frame([rows[i] for i in ids])
+    if frame.empty:  # partial and nothing run yet: the columns a page selects on, no rows
+        import pandas as pd
+
+        frame = pd.DataFrame(columns=["cfg_id", "experiment", "profile", "status",
+                                      *(f.name for f in dataclasses.fields(exp.config_cls))])
     now = fingerprint(exp)
     frame["stale"] = [rows[i]["provenance"].get("code_fingerprint") not in (None, now) for i in ids]
     frame.attrs["expected"] = len(exp.configs(profile))

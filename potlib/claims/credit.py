@@ -47,8 +47,14 @@ CH = "Credit assignment (seed 003)"
 BRIDGES = ("CB", "SB", "DFA")
 
 
-def _ok(rows: pd.DataFrame) -> pd.DataFrame:
-    return rows[rows["status"] == "ok"] if len(rows) else rows
+METRICS = ("gamma", "rho", "test_acc", "state_norm_last")
+
+
+def ok_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows that finished ``ok``, with the metric columns present even when there are none yet."""
+    out = rows[rows["status"] == "ok"] if len(rows) else rows
+    missing = {c: pd.Series(dtype=float) for c in METRICS if c not in out.columns}
+    return out.assign(**missing) if missing else out
 
 
 def _stats(values: pd.Series) -> tuple[float, float, int]:
@@ -61,7 +67,7 @@ def _stats(values: pd.Series) -> tuple[float, float, int]:
 
 def mean_table(rows: pd.DataFrame, by: list[str], cols=("gamma", "rho", "test_acc")) -> pd.DataFrame:
     """Mean and standard deviation over seeds of ``cols`` per ``by`` group, and the number of seeds."""
-    ok = _ok(rows)
+    ok = ok_rows(rows)
     if ok.empty:  # an unfinished grid (ensure_rows(..., partial=True)) may have no rows yet
         return pd.DataFrame(columns=[*by, *(f"{c}_{s}" for c in cols for s in ("mean", "std")), "seeds"])
     agg = ok.groupby(by)[list(cols)].agg(["mean", "std"])
@@ -79,7 +85,7 @@ def pm(mean: float, std: float, digits: int = 3) -> str:
 
 def cb_beats_at_alpha1(ladder: pd.DataFrame) -> Claim:
     """At α = 1, mean Γ over seeds of CB above both SB's and DFA's, at every depth of the grid."""
-    a1 = _ok(ladder)
+    a1 = ok_rows(ladder)
     a1 = a1[a1["alpha"] == 1.0] if len(a1) else a1
     parts, wins = [], []
     for L in sorted(a1["n_layers"].unique()) if len(a1) else []:
@@ -132,7 +138,7 @@ def ladder(rows: pd.DataFrame) -> list[Claim]:
 
 # -- ablations (credit_ablations rows: CB at α = 1, L = 4, one setting changed at a time) ---------------------
 def _setting(rows: pd.DataFrame, s_type: str = "eT", tgw: float = 1.0, wr: float = 0.2) -> pd.DataFrame:
-    ok = _ok(rows)
+    ok = ok_rows(rows)
     if ok.empty:
         return ok
     return ok[(ok["s_type"] == s_type) & (ok["tgw"] == tgw) & (ok["wr"] == wr)]
@@ -155,7 +161,7 @@ def deltaL_beats_eT(abl: pd.DataFrame) -> Claim:
 
 def warmup_curve(abl: pd.DataFrame, s_type: str) -> pd.DataFrame:
     """Seed means of Γ, ρ and accuracy against the warmup fraction ``wr`` (tgw = 1)."""
-    ok = _ok(abl)
+    ok = ok_rows(abl)
     if ok.empty:
         return pd.DataFrame(columns=["wr", "gamma", "rho", "test_acc"])
     sel = ok[(ok["s_type"] == s_type) & (ok["tgw"] == 1.0)]
@@ -236,7 +242,7 @@ def ladder_table(ladder: pd.DataFrame, published: pd.DataFrame, alpha: float = 1
 
 def calibration_text(ladder: pd.DataFrame, random_rho: float) -> str:
     """ρ of BP credit over every ladder row, and of a random credit vector, beside SPEC's calibration values."""
-    bp = _ok(ladder)
+    bp = ok_rows(ladder)
     bp = bp[bp["method"] == "BP"]["rho"] if len(bp) else bp
     if not len(bp):
         return "No BP row at this profile, so ρ cannot be calibrated here."
@@ -247,10 +253,10 @@ def calibration_text(ladder: pd.DataFrame, random_rho: float) -> str:
 
 def vector_field_table(vf: pd.DataFrame, ladder: pd.DataFrame) -> pd.DataFrame:
     """VF (per target momentum) beside the ladder's rules at the same α, depth and epochs: mean ± sd."""
-    vf_ok = _ok(vf)
+    vf_ok = ok_rows(vf)
     if vf_ok.empty:
         return pd.DataFrame(columns=["L", "rule", "Γ", "ρ", "accuracy", "seeds"])
-    lad = _ok(ladder)
+    lad = ok_rows(ladder)
     keys = vf_ok[["alpha", "n_layers", "epochs"]].drop_duplicates()
     out = []
     for k in keys.itertuples():
@@ -268,7 +274,7 @@ def vector_field_table(vf: pd.DataFrame, ladder: pd.DataFrame) -> pd.DataFrame:
 
 def vector_field_text(vf: pd.DataFrame, ladder: pd.DataFrame) -> str:
     """Generated summary: does the vector field beat the credit bridge on Γ, ρ and accuracy, per depth."""
-    vf_ok, lad = _ok(vf), _ok(ladder)
+    vf_ok, lad = ok_rows(vf), ok_rows(ladder)
     if vf_ok.empty:
         return "No vector-field row at this profile."
     parts = []
@@ -289,7 +295,7 @@ def vector_field_text(vf: pd.DataFrame, ladder: pd.DataFrame) -> str:
 def normalisation_text(memo_budget: pd.DataFrame, own_scale: str, rms: str) -> str:
     """Generated: the credit bridge with credit at its own scale (setting ``own_scale``) vs divided by its
     RMS (setting ``rms``), at the memo's budget."""
-    ok = _ok(memo_budget)
+    ok = ok_rows(memo_budget)
     parts = {s: ok[ok["setting"] == s] for s in (own_scale, rms)} if len(ok) else {}
     if not parts or any(p.empty for p in parts.values()):
         return "The memo-budget rows (credit_memo_budget) are not there yet at this profile."
@@ -307,7 +313,7 @@ GOLDILOCKS_RHO = 0.1  # ρ at which a rule's credit is "locally useful" (the mem
 
 def no_goldilocks(cifar: pd.DataFrame, expected_depths: int = 5) -> Claim:
     """No depth at which the credit bridge's credit is useful (ρ ≥ 0.1) and it matches DFA's accuracy."""
-    ok = _ok(cifar)
+    ok = ok_rows(cifar)
     depths = sorted(ok["n_layers"].unique()) if len(ok) else []
     both = [L for L in depths if {"CB", "DFA"} <= set(ok[ok["n_layers"] == L]["method"])]
     if len(both) < expected_depths:
@@ -325,13 +331,19 @@ def no_goldilocks(cifar: pd.DataFrame, expected_depths: int = 5) -> Claim:
 
 
 def cifar_table(cifar: pd.DataFrame, published: pd.DataFrame) -> pd.DataFrame:
-    """Per depth and rule: accuracy, Γ, ρ, ours beside the memo's (one seed each)."""
-    ok = _ok(cifar)
+    """Per depth and rule (ours or the memo's): accuracy, Γ, ρ, ours beside the memo's (one seed each)."""
+    ok = ok_rows(cifar)
     pub = published.set_index(["L", "method"])
+    ours = ok.set_index(["n_layers", "method"]) if len(ok) else None
+    keys = sorted(set(pub.index) | (set(ours.index) if ours is not None else set()))
+    nan = float("nan")
     out = []
-    for r in ok.sort_values(["n_layers", "method"]).itertuples() if len(ok) else []:
-        memo = pub.loc[(r.n_layers, r.method)] if (r.n_layers, r.method) in pub.index else None
-        get = (lambda c: memo[c]) if memo is not None else (lambda c: float("nan"))
-        out.append({"L": r.n_layers, "rule": r.method, "accuracy memo": get("acc"), "accuracy ours": r.test_acc,
-                    "Γ memo": get("gamma"), "Γ ours": r.gamma, "ρ memo": get("rho"), "ρ ours": r.rho})
+    for L, rule in keys:
+        memo = pub.loc[(L, rule)] if (L, rule) in pub.index else None
+        mine = ours.loc[(L, rule)] if ours is not None and (L, rule) in ours.index else None
+        row = {"L": L, "rule": rule}
+        for name, m, o in (("accuracy", "acc", "test_acc"), ("Γ", "gamma", "gamma"), ("ρ", "rho", "rho")):
+            row[f"{name} memo"] = memo[m] if memo is not None else nan
+            row[f"{name} ours"] = float(mine[o]) if mine is not None else nan
+        out.append(row)
     return pd.DataFrame(out, columns=["L", "rule", "accuracy memo", "accuracy ours", "Γ memo", "Γ ours", "ρ memo", "ρ ours"])
