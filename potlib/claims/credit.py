@@ -83,8 +83,27 @@ def pm(mean: float, std: float, digits: int = 3) -> str:
     return f"{mean:.{digits}f}" + (f" ± {std:.{digits}f}" if finite(std) else "")
 
 
-def cb_beats_at_alpha1(ladder: pd.DataFrame) -> Claim:
-    """At α = 1, mean Γ over seeds of CB above both SB's and DFA's, at every depth of the grid."""
+def covered(rows: pd.DataFrame, grid: pd.DataFrame | None, **where) -> bool:
+    """Whether ``rows`` hold an ok row for every config of ``grid`` matching ``where`` (column: value or
+    tuple of values); ``grid`` None means the caller vouches that the rows are complete."""
+    if grid is None:
+        return True
+
+    def select(df: pd.DataFrame) -> pd.DataFrame:
+        for k, v in where.items():
+            df = df[df[k].isin(v if isinstance(v, tuple) else (v,))]
+        return df
+
+    return len(select(ok_rows(rows))) >= len(select(grid))
+
+
+def cb_beats_at_alpha1(ladder: pd.DataFrame, grid: pd.DataFrame | None = None) -> Claim:
+    """At α = 1, mean Γ over seeds of CB above both SB's and DFA's, at every depth of the grid.
+
+    ``grid``: the configs of the profile (one row each); the verdict is pending until every α = 1 config
+    of CB, SB and DFA has its row."""
+    if not covered(ladder, grid, alpha=1.0, method=BRIDGES):
+        return published_claim("credit_cb_beats_at_alpha1", "", "pending", "")
     a1 = ok_rows(ladder)
     a1 = a1[a1["alpha"] == 1.0] if len(a1) else a1
     parts, wins = [], []
@@ -113,9 +132,11 @@ def cb_sb_ratios(ladder: pd.DataFrame) -> pd.DataFrame:
     return out.groupby(level="alpha").mean().reset_index()
 
 
-def cb_grows_with_nonlinearity(ladder: pd.DataFrame) -> Claim:
-    """Γ(CB)/Γ(SB) rises with α; published: SB wins at α ≤ 0.5, CB wins (1.0-1.5x) at α = 1."""
-    r = cb_sb_ratios(ladder).dropna()
+def cb_grows_with_nonlinearity(ladder: pd.DataFrame, grid: pd.DataFrame | None = None) -> Claim:
+    """Γ(CB)/Γ(SB) rises with α; published: SB wins at α ≤ 0.5, CB wins (1.0-1.5x) at α = 1.
+
+    Pending until every CB and SB config of ``grid`` has its row."""
+    r = cb_sb_ratios(ladder).dropna() if covered(ladder, grid, method=("CB", "SB")) else pd.DataFrame()
     if len(r) < 2:
         return published_claim("credit_cb_grows_with_nonlinearity", "", "pending", "")
     rank = float(r["alpha"].corr(r["gamma_ratio"], method="spearman"))
@@ -131,9 +152,10 @@ def cb_grows_with_nonlinearity(ladder: pd.DataFrame) -> Claim:
                            "otherwise differs")
 
 
-def ladder(rows: pd.DataFrame) -> list[Claim]:
-    """Verdicts from the ladder grid (``credit_ladder`` rows)."""
-    return [cb_beats_at_alpha1(rows), cb_grows_with_nonlinearity(rows)]
+def ladder(rows: pd.DataFrame, grid: pd.DataFrame | None = None) -> list[Claim]:
+    """Verdicts from the ladder grid (``credit_ladder`` rows; ``grid``: the profile's configs, for
+    verdicts on the parts of an unfinished grid that are complete)."""
+    return [cb_beats_at_alpha1(rows, grid), cb_grows_with_nonlinearity(rows, grid)]
 
 
 # -- ablations (credit_ablations rows: CB at α = 1, L = 4, one setting changed at a time) ---------------------

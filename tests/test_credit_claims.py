@@ -1,0 +1,43 @@
+"""Credit-chapter verdicts: computed by stated rules from rows, pending while their part of a grid is missing."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from potlib.claims import credit
+
+
+def _rows(gammas: dict[tuple[float, int, str], float]) -> pd.DataFrame:
+    return pd.DataFrame([{"alpha": a, "n_layers": L, "method": m, "seed": 42, "status": "ok", "gamma": g,
+                          "rho": g, "test_acc": 0.5} for (a, L, m), g in gammas.items()])
+
+
+def test_cb_beats_at_alpha1_needs_every_alpha1_row_and_follows_the_means():
+    full = {(1.0, L, m): g for L in (2, 4) for m, g in (("CB", 0.5), ("SB", 0.3), ("DFA", 0.1))}
+    grid = _rows(full)[["alpha", "n_layers", "method", "seed"]]
+    partial = _rows({k: v for k, v in full.items() if k[1] == 2})
+    assert credit.cb_beats_at_alpha1(partial, grid).verdict == "pending"
+    assert credit.cb_beats_at_alpha1(_rows(full), grid).verdict == "reproduced"
+    worse = {**full, (1.0, 4, "CB"): 0.2, (1.0, 2, "CB"): 0.2}
+    assert credit.cb_beats_at_alpha1(_rows(worse), grid).verdict == "differs"
+
+
+def test_cb_grows_with_nonlinearity_reads_the_cb_over_sb_ratio():
+    rising = {(a, 4, m): (0.2 + 0.4 * a if m == "CB" else 0.4) for a in (0.0, 0.5, 1.0) for m in ("CB", "SB")}
+    assert credit.cb_grows_with_nonlinearity(_rows(rising)).verdict == "reproduced"
+    falling = {(a, 4, m): (0.6 - 0.4 * a if m == "CB" else 0.4) for a in (0.0, 0.5, 1.0) for m in ("CB", "SB")}
+    assert credit.cb_grows_with_nonlinearity(_rows(falling)).verdict == "differs"
+
+
+def test_proj_claim_is_not_testable_without_credit_to_destroy():
+    rows = pd.DataFrame([{"s_type": s, "tgw": 1.0, "wr": 0.2, "status": "ok", "gamma": g, "rho": g, "test_acc": 0.5}
+                         for s, g in (("eT", 0.05), ("eT+proj", 0.0), ("deltaL", 0.04), ("deltaL+proj", 0.0))])
+    assert credit.proj_destroys(rows).verdict == "not reproducible here"
+    rows["gamma"] = [0.45, 0.01, 0.56, 0.02]
+    assert credit.proj_destroys(rows).verdict == "reproduced"
+
+
+def test_unfinished_grids_give_pending_verdicts_not_errors():
+    empty = pd.DataFrame(columns=["alpha", "n_layers", "method", "seed", "status", "s_type", "tgw", "wr"])
+    assert {c.verdict for c in credit.ladder(empty) + credit.ablations(empty)} == {"pending"}
+    assert credit.no_goldilocks(empty).verdict == "pending"
