@@ -343,7 +343,7 @@ class VectorField(_Bridge):
     loss: squared error summed over layers and ``d``, averaged over the batch, divided by
     ``mean ‖δ_L‖²`` so that it does not shrink with the error. This is the bootstrapped
     synthetic-gradient target of Jaderberg et al. 2017 (Decoupled Neural Interfaces,
-    arXiv:1608.05343, §2) with one shared, conditioned network for all layers and an EMA target.
+    arXiv:1608.05343) with one shared, conditioned network for all layers and an EMA target.
     Same network, warmup and conditioning as the bridges; no ``K``, ``σ`` or ``λ``.
     """
 
@@ -356,7 +356,7 @@ class VectorField(_Bridge):
         self.ema = ema
         self.field = CondNet(d, n_layers + 1, self.s_dim, d, width, self.proj)
         # zero output layer: the field starts as "no credit" instead of a random vector of arbitrary
-        # scale, as DNI initialises its synthetic-gradient modules (Jaderberg et al. 2017, §3)
+        # scale, as DNI initialises its synthetic-gradient modules (Jaderberg et al. 2017)
         nn.init.zeros_(self.field.mlp[-1].weight)
         nn.init.zeros_(self.field.mlp[-1].bias)
         self.target = copy.deepcopy(self.field).requires_grad_(False)
