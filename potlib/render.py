@@ -68,6 +68,9 @@ def provenance_line(*frames: pd.DataFrame) -> str:
     commits = sorted({str(c)[:7] + ("+dirty" if d else "") for c, d in zip(df["prov_git_commit"], df["prov_git_dirty"])})
     devices = sorted(set(df["prov_device"]))
     datasets = sorted(set(df["prov_dataset"].dropna()))
+    if len(datasets) > 3:  # e.g. one teacher per (α, depth): name the family, count the variants
+        families = sorted({re.sub(r"\s*\(.*\)\s*$", "", d) for d in datasets})
+        datasets = [f"{f} ({sum(d.startswith(f) for d in datasets)} variants)" for f in families]
     status = df["status"].value_counts().to_dict()
     st = "" if set(status) == {"ok"} else " (" + ", ".join(f"{v} {k}" for k, v in status.items()) + ")"
     devices = sorted({re.sub(r"\b1 threads\b", "1 thread", d) for d in devices})  # rows written before the fix
