@@ -346,8 +346,10 @@ def ensure_rows(name: str, profile: str, recompute: bool = False, root: Path | s
     ids = [cfg_id(name, c) for c in exp.configs(profile)]
     rows = {r["cfg_id"]: r for r in ResultStore(root).rows(name)}  # read once, used for all checks below
     missing = [i for i in ids if rows.get(i, {}).get("status") not in DONE_STATUSES]
+    expected = len(ids)
     if missing and partial:
-        ids = [i for i in ids if i not in missing]
+        gone = set(missing)
+        ids = [i for i in ids if i not in gone]
     elif missing:
         failed = [rows[i] for i in missing if i in rows]  # present but not done: status "failed"
         if failed:
@@ -367,7 +369,7 @@ def ensure_rows(name: str, profile: str, recompute: bool = False, root: Path | s
                                       *(f.name for f in dataclasses.fields(exp.config_cls))])
     now = fingerprint(exp)
     frame["stale"] = [rows[i]["provenance"].get("code_fingerprint") not in (None, now) for i in ids]
-    frame.attrs["expected"] = len(exp.configs(profile))
+    frame.attrs["expected"] = expected
     return frame
 
 
