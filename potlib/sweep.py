@@ -373,6 +373,14 @@ def ensure_rows(name: str, profile: str, recompute: bool = False, root: Path | s
     return frame
 
 
+def grid_frame(name: str, profile: str):
+    """The configs of ``profile`` as a DataFrame, one row each: what a verdict on a part of the grid checks
+    its rows against (``potlib.claims.credit.covered``)."""
+    import pandas as pd
+
+    return pd.DataFrame([c.to_dict() for c in experiments.get(name).configs(profile)])
+
+
 def status_frame(profiles=experiments.PROFILES, root: Path | str | None = None):
     """Rows present vs expected per experiment and profile: wall time, devices, stale rows."""
     import pandas as pd

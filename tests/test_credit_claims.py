@@ -41,3 +41,11 @@ def test_unfinished_grids_give_pending_verdicts_not_errors():
     empty = pd.DataFrame(columns=["alpha", "n_layers", "method", "seed", "status", "s_type", "tgw", "wr"])
     assert {c.verdict for c in credit.ladder(empty) + credit.ablations(empty)} == {"pending"}
     assert credit.no_goldilocks(empty).verdict == "pending"
+
+
+def test_ablation_verdicts_wait_for_the_whole_grid():
+    rows = pd.DataFrame([{"s_type": s, "tgw": 1.0, "wr": 0.2, "seed": 42, "status": "ok", "gamma": g, "rho": g,
+                          "test_acc": 0.5} for s, g in (("eT", 0.45), ("deltaL", 0.56))])
+    grid = pd.concat([rows, rows.assign(seed=123)])[["s_type", "tgw", "wr", "seed"]]
+    assert {c.verdict for c in credit.ablations(rows, grid)} == {"pending"}
+    assert credit.ablations(rows)[0].verdict == "trend reproduced"  # no grid: the caller vouches for the rows

@@ -81,13 +81,6 @@ def table(claims: list[Claim]) -> pd.DataFrame:
     return pd.DataFrame([c.__dict__ for c in claims], columns=cols)
 
 
-def complete(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` if it holds its whole grid (``frame.attrs["expected"]`` rows, as ``ensure_rows(...,
-    partial=True)`` sets it), else no rows: a verdict on part of a grid would be premature."""
-    expected = frame.attrs.get("expected")
-    return frame if expected is None or len(frame) >= expected else frame.iloc[0:0]
-
-
 def mean_of(df: pd.DataFrame, col: str, **where) -> float:
     """Mean of ``col`` over the rows matching ``where`` (NaN when none match)."""
     sel = df

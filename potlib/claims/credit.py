@@ -228,8 +228,10 @@ def proj_destroys(abl: pd.DataFrame) -> Claim:
                            "otherwise differs; not testable where Γ without the projection is itself ≤ 0.1")
 
 
-def ablations(rows: pd.DataFrame) -> list[Claim]:
-    """Verdicts from the ablation grid (``credit_ablations`` rows)."""
+def ablations(rows: pd.DataFrame, grid: pd.DataFrame | None = None) -> list[Claim]:
+    """Verdicts from the ablation grid (``credit_ablations`` rows); all pending until every config of
+    ``grid`` (the profile's configs, ``potlib.sweep.grid_frame``) has its row."""
+    rows = rows if covered(rows, grid) else rows.iloc[0:0]
     return [deltaL_beats_eT(rows), warmup_tradeoff(rows), proj_destroys(rows)]
 
 
@@ -335,12 +337,14 @@ def normalisation_text(memo_budget: pd.DataFrame, own_scale: str, rms: str) -> s
 GOLDILOCKS_RHO = 0.1  # ρ at which a rule's credit is "locally useful" (the memo calls its 0.03 near zero)
 
 
-def no_goldilocks(cifar: pd.DataFrame, expected_depths: int = 5) -> Claim:
-    """No depth at which the credit bridge's credit is useful (ρ ≥ 0.1) and it matches DFA's accuracy."""
+def no_goldilocks(cifar: pd.DataFrame, grid: pd.DataFrame | None = None) -> Claim:
+    """No depth at which the credit bridge's credit is useful (ρ ≥ 0.1) and it matches DFA's accuracy.
+
+    Pending until every config of ``grid`` (the scan's configs) has its row."""
     ok = ok_rows(cifar)
     depths = sorted(ok["n_layers"].unique()) if len(ok) else []
     both = [L for L in depths if {"CB", "DFA"} <= set(ok[ok["n_layers"] == L]["method"])]
-    if len(both) < expected_depths:
+    if not both or not covered(cifar, grid):
         return published_claim("credit_no_goldilocks", "", "pending", "")
     parts, good = [], []
     for L in both:
