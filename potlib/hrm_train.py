@@ -425,8 +425,9 @@ def cpu_base(**changes) -> dict:
 
     1,000 training puzzles per level x 20 augmentations (7 levels: 5..50 blanks and the hard
     puzzles), 100 test puzzles per level; HRM modules of 2 blocks, 2 x 2 cycles. Measured 1-thread
-    step costs at this size: Transformer 2/4/8 layers 81/124/285 ms, HRM fixed M / ACT 228/352 ms
-    (issue 11), so 2,000 steps of each model fit the 2-core machine's ≤ 90 min per experiment.
+    step costs at this size on the idle 2-core machine: Transformer 2 / 4 / 8 / 16 layers 227 / 354 /
+    745 / 1,653 ms, HRM fixed M 680-754 ms, ACT 1,139-1,296 ms (2.5-3x issue 11's estimates), so the
+    deeper grids (depth_width, layers_computed) run 1,000 steps to stay within ≤ 90 min per experiment.
     lr 1e-3 with 0.1 weight decay (HRM: 7e-5 and 1.0 over GPU-days) is our choice for the short budget.
     """
     base = dict(data="ladder", n_train=1000, n_aug=20, n_test=100, hidden_size=64, num_heads=4, n_layers=4,

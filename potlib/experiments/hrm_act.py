@@ -16,9 +16,9 @@ training, the ACT "compute steps"), and ``exact_at_M{m}``/``act_exact_Mmax{m}`` 
 train d=256 HRMs on 1,000 hard puzzles x 100 augmentations for 5,000 segments of batch 256.
 
 Profiles: ``gpu`` as above; ``cpu`` on the difficulty ladder at d=64 (``hrm_train.cpu_base``), ACT
-or fixed M for M_max 2 and 4, 3,000 segments each, evaluated with M_max 2, 4, 8 (accuracy per
-difficulty level): 4 runs, ~40 min on two 1-thread workers (HRM 228 / 352 ms per fixed / ACT step,
-measured). Smoke 2 runs, seconds.
+or fixed M for M_max 2 and 4, 2,000 segments each, evaluated with M_max 2, 4, 8 (accuracy per
+difficulty level): 4 runs, ~75 min on two 1-thread workers (1-thread ms per segment, measured on the
+idle 2-core machine: fixed M 680 / 754, ACT 1,296 / 1,139 at M_max 2 / 4). Smoke 2 runs, seconds.
 
     python -m potlib run hrm_act --profile smoke
     python -m potlib run hrm_act --profile cpu --executor local --workers 2
@@ -58,7 +58,7 @@ def _gpu() -> list[ACTConfig]:
 
 def _cpu() -> list[ACTConfig]:
     # ladder at d=64: ACT vs fixed M for M_max 2 and 4, evaluated with M_max 2..8
-    return grid(ACTConfig(**cpu_base(train_steps=3000, eval_M=(2, 4, 8))), act=(False, True), halt_max_steps=(2, 4))
+    return grid(ACTConfig(**cpu_base(train_steps=2000, eval_M=(2, 4, 8))), act=(False, True), halt_max_steps=(2, 4))
 
 
 def run(cfg: ACTConfig, device: torch.device) -> Outcome:

@@ -15,8 +15,10 @@ steps of batch 256 per point. Absolute accuracies are not comparable; the book c
 (depth helps, width does not) and reports cell accuracy too, since exact accuracy may sit near 0.
 
 Profiles: ``gpu`` as above; ``cpu`` on the difficulty ladder (``potlib.data.sudoku_ladder``) at
-d=64: depth 2, 4, 8, 16 at width 64 and width 96, 128, 192 at 4 layers, 2,000 steps of batch 64
-each: 7 runs, ~55 min on two 1-thread workers (from measured step costs, ``hrm_train.cpu_base``);
+d=64: depth 2, 4, 8, 16 at width 64 and width 96, 128, 192 at 4 layers, 1,000 steps of batch 64
+each (the 2,000 of ``hrm_train.cpu_base`` would take ~2 h): 7 runs, ~60 min on two 1-thread workers
+(1-thread ms per step, measured on the idle 2-core machine: depth 2 / 4 / 8 / 16 at 227 / 354 / 745 /
+1,653, width 96 / 128 / 192 at 604 / 1,001 / 1,457);
 smoke 3 runs, seconds.
 
     python -m potlib run hrm_depth_width --profile smoke
@@ -63,7 +65,7 @@ def _gpu() -> list[DepthWidthConfig]:
 
 def _cpu() -> list[DepthWidthConfig]:
     # the difficulty ladder at d=64: depth 2..16 at width 64, width 96..192 at 4 layers, equal steps
-    base = DepthWidthConfig(**cpu_base())
+    base = DepthWidthConfig(**cpu_base(train_steps=1000))
     return grid(base, n_layers=(2, 4, 8, 16)) + grid(base, hidden_size=(96, 128, 192))
 
 

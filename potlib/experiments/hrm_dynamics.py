@@ -26,7 +26,8 @@ puzzles x 100 augmentations for 3,000 steps at d=256, so the trained-vs-untraine
 
 Profiles: ``gpu`` as above; ``cpu`` on the difficulty ladder at d=64 (``hrm_train.cpu_base``): HRM
 (2+2 blocks, fixed M = 4), a 2-block stack looped 8 times, a 16-block Transformer, 2,000 steps each:
-3 runs, ~25 min on two 1-thread workers (from measured step costs). Smoke 3 runs, seconds.
+3 runs, ~75 min on two 1-thread workers (1-thread ms per step, measured on the idle 2-core
+machine: HRM 754, looped stack 1,437, Transformer 1,554). Smoke 3 runs, seconds.
 
     python -m potlib run hrm_dynamics --profile smoke
     python -m potlib run hrm_dynamics --profile cpu --executor local --workers 2

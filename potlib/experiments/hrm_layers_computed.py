@@ -21,8 +21,10 @@ Every model gets the same number of optimizer steps (for HRM one step = one segm
 
 Profiles: ``gpu`` as above; ``cpu`` on the difficulty ladder at d=64 (``hrm_train.cpu_base``):
 Transformer 2, 4, 8, 16 blocks; a 2-block stack looped 2, 4, 8 times; HRM (2+2 blocks, 2 x 2
-cycles: 12 block applications per segment) with M = 1, 2; 2,000 steps each: 9 runs, ~55 min on two
-1-thread workers (from measured step costs). Smoke 3 runs, seconds.
+cycles: 12 block applications per segment) with M = 1, 2; 1,000 steps each (the 2,000 of
+``cpu_base`` would take ~2.5 h): 9 runs, ~75 min on two 1-thread workers (1-thread ms per step,
+measured on the idle 2-core machine: Transformer 204 / 366 / 888 / 1,685; looped stack 470 / 804 /
+1,581; HRM 741 / 679). Smoke 3 runs, seconds.
 
     python -m potlib run hrm_layers_computed --profile smoke
     python -m potlib run hrm_layers_computed --profile cpu --executor local --workers 2
@@ -67,7 +69,7 @@ def _gpu() -> list[LayersComputedConfig]:
 
 def _cpu() -> list[LayersComputedConfig]:
     # ladder at d=64; layers computed: Transformer 2..16, 2-block stack looped 2/4/8 (4..16), HRM 12 per segment
-    base = LayersComputedConfig(**cpu_base(act=False))
+    base = LayersComputedConfig(**cpu_base(act=False, train_steps=1000))
     return (
         grid(base.replace(model="transformer"), n_layers=(2, 4, 8, 16))
         + grid(base.replace(model="recurrent_transformer", n_layers=2), loops=(2, 4, 8))

@@ -30,6 +30,8 @@ Source: Wang et al., "Hierarchical Reasoning Model", arXiv 2506.21734, and its c
 
 from __future__ import annotations
 
+import contextlib
+
 from dataclasses import dataclass
 from typing import Literal
 
@@ -164,33 +166,50 @@ class HRM(nn.Module):
             z_L=torch.where(r, self.L_init.to(carry.z_L.dtype), carry.z_L),
         )
 
-    def forward(self, carry: HRMCarry, inputs: torch.Tensor):
-        """One segment. inputs (B, 81) -> (new detached carry, logits (B, 81, V), (q_halt, q_continue) (B,))."""
+    def _segment(self, carry: HRMCarry, inputs: torch.Tensor, record: bool = False):
+        """The segment's H/L schedule, shared by training (either gradient mode) and :meth:`trace`.
+
+        For each of ``H_cycles``: ``L_cycles`` updates ``z_L <- L(z_L, z_H + x)``, then
+        ``z_H <- H(z_H, z_L)``. Under ``grad_mode="one_step"`` every update but the last L and the last
+        H update runs without a graph (HRM's 1-step approximation of the equilibrium gradient).
+        Returns (z_H, z_L, zL_steps, zH_steps); the step lists are empty unless ``record``.
+        """
         cos_sin = self.rotary()
         x = self.embed(inputs)  # (B, P + 81, D)
         z_H, z_L = carry.z_H, carry.z_L
-        last_h, last_l = self.H_cycles - 1, self.L_cycles - 1
-        if self.grad_mode == "one_step":
-            with torch.no_grad():
-                for h in range(self.H_cycles):
-                    for l in range(self.L_cycles):
-                        if not (h == last_h and l == last_l):
-                            z_L = self.L_level(z_L, z_H + x, cos_sin)
-                    if h != last_h:
-                        z_H = self.H_level(z_H, z_L, cos_sin)
-            # The carry that enters the gradient step must hold no graph: otherwise the "one-step"
-            # gradient would silently reach into earlier steps (or earlier segments).
-            assert not z_H.requires_grad and not z_L.requires_grad, "carried HRM state holds a graph"
-            z_L = self.L_level(z_L, z_H + x, cos_sin)
-            z_H = self.H_level(z_H, z_L, cos_sin)
-        else:  # bptt: every update stays on the graph
-            for h in range(self.H_cycles):
-                for l in range(self.L_cycles):
+        zl, zh = [], []
+        n_L = self.H_cycles * self.L_cycles
+        for h in range(self.H_cycles):
+            for l in range(self.L_cycles):
+                final = h * self.L_cycles + l == n_L - 1
+                if final and self.grad_mode == "one_step" and torch.is_grad_enabled():
+                    # The carry that enters the gradient step must hold no graph: otherwise the
+                    # "one-step" gradient would silently reach into earlier steps (or segments).
+                    assert not z_H.requires_grad and not z_L.requires_grad, "carried HRM state holds a graph"
+                with self._graph(final):
                     z_L = self.L_level(z_L, z_H + x, cos_sin)
+                if record:
+                    zl.append(z_L)
+            with self._graph(h == self.H_cycles - 1):
                 z_H = self.H_level(z_H, z_L, cos_sin)
+            if record:
+                zh.append(z_H)
+        return z_H, z_L, zl, zh
+
+    def _graph(self, final: bool):
+        """Gradient context of one update: BPTT keeps every update, one-step only the final ones."""
+        return contextlib.nullcontext() if (final or self.grad_mode == "bptt") else torch.no_grad()
+
+    def _heads(self, z_H: torch.Tensor):
         logits = self.lm_head(z_H)[:, self.prefix_len :]  # (B, 81, V)
         q = self.q_head(z_H[:, 0]).float()  # (B, 2)
-        return HRMCarry(z_H.detach(), z_L.detach()), logits, (q[:, 0], q[:, 1])
+        return logits, (q[:, 0], q[:, 1])
+
+    def forward(self, carry: HRMCarry, inputs: torch.Tensor):
+        """One segment. inputs (B, 81) -> (new detached carry, logits (B, 81, V), (q_halt, q_continue) (B,))."""
+        z_H, z_L, _, _ = self._segment(carry, inputs)
+        logits, q = self._heads(z_H)
+        return HRMCarry(z_H.detach(), z_L.detach()), logits, q
 
     @torch.no_grad()
     def trace(self, carry: HRMCarry, inputs: torch.Tensor):
@@ -198,17 +217,8 @@ class HRM(nn.Module):
 
         Returns (new carry, logits, zL_steps (H_cycles*L_cycles, B, T, D), zH_steps (H_cycles, B, T, D)).
         """
-        cos_sin = self.rotary()
-        x = self.embed(inputs)
-        z_H, z_L = carry.z_H, carry.z_L
-        zl, zh = [], []
-        for _ in range(self.H_cycles):
-            for _ in range(self.L_cycles):
-                z_L = self.L_level(z_L, z_H + x, cos_sin)
-                zl.append(z_L)
-            z_H = self.H_level(z_H, z_L, cos_sin)
-            zh.append(z_H)
-        logits = self.lm_head(z_H)[:, self.prefix_len :]
+        z_H, z_L, zl, zh = self._segment(carry, inputs, record=True)
+        logits, _ = self._heads(z_H)
         return HRMCarry(z_H, z_L), logits, torch.stack(zl), torch.stack(zh)
 
 
