@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import math
+import numbers
 from dataclasses import dataclass
 
 import pandas as pd
@@ -90,4 +91,4 @@ def mean_of(df: pd.DataFrame, col: str, **where) -> float:
 
 
 def finite(*values: float) -> bool:
-    return all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
+    return all(isinstance(v, numbers.Real) and math.isfinite(v) for v in values)  # numpy scalars too

@@ -1,0 +1,292 @@
+"""Verdicts on the HRM paper's claims (Wang et al. 2025, arXiv 2506.21734) from the HRM chapter's rows.
+
+Every rule compares exact accuracy (all 81 cells right) over the difficulty ladder's test puzzles
+(``potlib.data.sudoku_ladder``: 100 per level at the ``cpu`` profile), one seed per model. Two
+accuracies count as different only when they differ by more than twice the standard error of the
+difference (binomial, ``noise``); the rule of each claim is stated in its ``evidence``. A verdict is
+pending until the part of its grid it reads is complete (``grid``: the profile's configs, as
+:func:`potlib.sweep.grid_frame` gives them).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from potlib.claims.core import Claim, finite, published_claim
+
+METRICS = ("exact_accuracy", "blank_cell_accuracy", "act_exact", "act_mean_steps", "peak_bytes", "steps_per_segment",
+           "pr_zH_trained", "pr_zL_trained", "pr_zH_untrained", "pr_zL_untrained", "layers_computed")
+
+
+def ok_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows that finished ``ok``, with the metric columns present even when there are none yet."""
+    out = rows[rows["status"] == "ok"] if len(rows) else rows
+    missing = {c: pd.Series(dtype=float) for c in METRICS if c not in out.columns}
+    return out.assign(**missing) if missing else out
+
+
+def covered(rows: pd.DataFrame, grid: pd.DataFrame | None, **where) -> bool:
+    """Whether every config of ``grid`` matching ``where`` (column: value or tuple) has an ok row;
+    ``grid`` None: the caller vouches that the rows are complete."""
+    if grid is None:
+        return True
+
+    def select(df: pd.DataFrame) -> pd.DataFrame:
+        for k, v in where.items():
+            df = df[df[k].isin(v if isinstance(v, tuple) else (v,))] if k in df.columns else df.iloc[:0]
+        return df
+
+    return len(select(grid)) > 0 and len(select(ok_rows(rows))) >= len(select(grid))
+
+
+def n_test_puzzles(row: pd.Series) -> int:
+    """Test puzzles behind a row's ``exact_accuracy``: ``n_test`` per ladder level."""
+    levels = [c for c in row.index if c.startswith("exact_acc_level_") and finite(row[c])]
+    return int(row["n_test"]) * max(len(levels), 1)
+
+
+def noise(p1: float, p2: float, n1: int, n2: int) -> float:
+    """Twice the standard error of p1 - p2 for two independent binomial accuracies (at least 1/n)."""
+    se = math.sqrt(p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2)
+    return max(2 * se, 1 / min(n1, n2))
+
+
+def level_accuracy(rows: pd.DataFrame, by: list[str], metric: str = "exact") -> pd.DataFrame:
+    """Long frame (``by`` columns, level, accuracy) of ``<metric>_acc_level_*`` per row; levels in ladder order."""
+    cols = [c for c in rows.columns if c.startswith(f"{metric}_acc_level_")]
+    if not cols or not len(rows):
+        return pd.DataFrame(columns=[*by, "level", "accuracy"])
+    long = rows[[*by, *cols]].melt(id_vars=by, var_name="level", value_name="accuracy")
+    long["level"] = long["level"].str.removeprefix(f"{metric}_acc_level_")
+    order = [c.removeprefix(f"{metric}_acc_level_") for c in cols]
+    long["level"] = pd.Categorical(long["level"], categories=order, ordered=True)
+    return long.sort_values([*by, "level"]).reset_index(drop=True)
+
+
+def _pick(rows: pd.DataFrame, **where) -> pd.Series | None:
+    sel = ok_rows(rows)
+    for k, v in where.items():
+        sel = sel[sel[k] == v]
+    return sel.iloc[0] if len(sel) else None
+
+
+def _cmp(a: pd.Series, b: pd.Series, col: str = "exact_accuracy") -> tuple[float, float]:
+    """(a - b, noise) of ``col`` between two rows."""
+    return float(a[col] - b[col]), noise(float(a[col]), float(b[col]), n_test_puzzles(a), n_test_puzzles(b))
+
+
+FLOOR = ("not reproducible here", "no model of this grid solves more than one test puzzle in a hundred at this "
+         "budget, so the comparison has nothing to compare")
+
+
+def at_floor(*rows: pd.Series, col: str = "exact_accuracy") -> bool:
+    """Whether every row's accuracy is below 1% (nothing learned to compare)."""
+    return all(float(r[col]) < 0.01 for r in rows)
+
+
+def depth_not_width(rows: pd.DataFrame, grid: pd.DataFrame | None = None) -> Claim:
+    """Fig 2 left: from the shared point (4 blocks at the base width), the deepest stack vs the widest one."""
+    cid = "hrm_depth_not_width"
+    ok = ok_rows(rows)
+    if not covered(rows, grid) or not len(ok):
+        return published_claim(cid, "", "pending", "")
+    base_w = int(ok["hidden_size"].min())  # the shared point: the width axis's depth at the base width
+    widened = ok[ok["hidden_size"] > base_w]
+    if not len(widened):
+        return published_claim(cid, "", "pending", "")
+    base_d = int(widened["n_layers"].iloc[0])
+    at_w, at_d = ok[ok["hidden_size"] == base_w], ok[ok["n_layers"] == base_d]
+    shared = _pick(ok, n_layers=base_d, hidden_size=base_w)
+    deep = _pick(at_w, n_layers=int(at_w["n_layers"].max())) if len(at_w) else None
+    wide = _pick(at_d, hidden_size=int(at_d["hidden_size"].max())) if len(at_d) else None
+    if shared is None or deep is None or wide is None:
+        return published_claim(cid, "", "pending", "")
+    if at_floor(shared, deep, wide):
+        return published_claim(cid, f"exact accuracy ≤ 0.01 at every point", *FLOOR)
+    dg, dn = _cmp(deep, shared)
+    wg, wn = _cmp(wide, shared)
+    verdict = ("reproduced" if dg > dn and abs(wg) <= wn else "trend reproduced" if dg - wg > max(dn, wn)
+               else "differs")
+    ours = (f"exact accuracy {shared['exact_accuracy']:.3f} at {base_d} blocks x d={base_w}; "
+            f"{int(deep['n_layers'])} blocks: {deep['exact_accuracy']:.3f} ({dg:+.3f}, noise ±{dn:.3f}); "
+            f"d={int(wide['hidden_size'])}: {wide['exact_accuracy']:.3f} ({wg:+.3f}, noise ±{wn:.3f})")
+    return published_claim(cid, ours, verdict,
+                           "rule: from the shared point, the deepest stack gains more than the noise (twice the "
+                           "standard error) and the widest stays within it: reproduced; depth gains more than width "
+                           "by more than the noise: trend reproduced; otherwise differs")
+
+
+def _matched(ok: pd.DataFrame) -> list[tuple[int, pd.Series, pd.Series]]:
+    """(layers computed, Transformer row, looped-stack row) at every layer count both have."""
+    t = ok[ok["model"] == "transformer"].set_index("layers_computed")
+    r = ok[ok["model"] == "recurrent_transformer"].set_index("layers_computed")
+    return [(int(n), t.loc[n], r.loc[n]) for n in sorted(set(t.index) & set(r.index))]
+
+
+def recurrence_beats_depth(rows: pd.DataFrame, grid: pd.DataFrame | None = None) -> Claim:
+    """Fig 2 right: a looped stack vs a deep Transformer at equal block applications."""
+    cid = "hrm_recurrence_beats_depth"
+    if not covered(rows, grid, model=("transformer", "recurrent_transformer")):
+        return published_claim(cid, "", "pending", "")
+    pairs = _matched(ok_rows(rows))
+    if not pairs:
+        return published_claim(cid, "", "pending", "")
+    if at_floor(*[r for _, t, r in pairs], *[t for _, t, r in pairs]):
+        return published_claim(cid, "exact accuracy ≤ 0.01 at every point", *FLOOR)
+    parts, wins, losses = [], 0, 0
+    for n, t, r in pairs:
+        d, nz = _cmp(r, t)
+        wins += d > nz
+        losses += d < -nz
+        parts.append(f"{n} layers: looped {r['exact_accuracy']:.3f} vs deep {t['exact_accuracy']:.3f}")
+    top_d, top_n = _cmp(pairs[-1][2], pairs[-1][1])
+    verdict = ("reproduced" if wins == len(pairs) else "trend reproduced" if top_d > top_n and losses == 0
+               else "differs")
+    return published_claim(cid, "; ".join(parts) + f" (looped ahead beyond noise at {wins} of {len(pairs)})", verdict,
+                           "rule: exact accuracy of the looped 2-block stack above the Transformer's beyond the noise "
+                           "at every matched layer count: reproduced; at the largest only, never behind: trend "
+                           "reproduced (the paper's own curves cross at 64 layers); otherwise differs")
+
+
+def hrm_beats_both(rows: pd.DataFrame, grid: pd.DataFrame | None = None) -> Claim:
+    """Fig 2 right: HRM's best exact accuracy against the best Transformer and the best looped stack."""
+    cid = "hrm_beats_both"
+    if not covered(rows, grid):
+        return published_claim(cid, "", "pending", "")
+    ok = ok_rows(rows)
+    best = {m: ok[ok["model"] == m].sort_values("exact_accuracy").iloc[-1] for m in ("hrm", "transformer", "recurrent_transformer")
+            if (ok["model"] == m).any()}
+    if len(best) < 3:
+        return published_claim(cid, "", "pending", "")
+    h = best["hrm"]
+    if at_floor(*best.values()):
+        return published_claim(cid, "exact accuracy ≤ 0.01 for every model", *FLOOR)
+    cmp = {m: _cmp(h, best[m]) for m in ("transformer", "recurrent_transformer")}
+    ahead = [d > nz for d, nz in cmp.values()]
+    behind = [d < -nz for d, nz in cmp.values()]
+    verdict = "reproduced" if all(ahead) else "trend reproduced" if not any(behind) and any(ahead) else "differs"
+    name = {"transformer": "Transformer", "recurrent_transformer": "looped stack"}
+    ours = (f"HRM {h['exact_accuracy']:.3f} ({int(h['layers_computed'])} layers computed); "
+            + "; ".join(f"best {name[m]} {best[m]['exact_accuracy']:.3f} ({int(best[m]['layers_computed'])} layers)"
+                        for m in name))
+    return published_claim(cid, ours, verdict,
+                           "rule: HRM's best exact accuracy above the best of each other family beyond the noise: "
+                           "reproduced; above one, within the noise of the other: trend reproduced; otherwise differs")
+
+
+def act_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per M_max of the grid: fixed-M and ACT exact accuracy and mean segments used at evaluation."""
+    ok = ok_rows(rows)
+    out = []
+    for m in sorted(ok["halt_max_steps"].unique()) if len(ok) else []:
+        f, a = _pick(ok, halt_max_steps=m, act=False), _pick(ok, halt_max_steps=m, act=True)
+        out.append({"M_max": int(m), "fixed_exact": f["exact_accuracy"] if f is not None else np.nan,
+                    "act_exact": a["act_exact"] if a is not None else np.nan,
+                    "act_mean_steps": a["act_mean_steps"] if a is not None else np.nan})
+    return pd.DataFrame(out, columns=["M_max", "fixed_exact", "act_exact", "act_mean_steps"])
+
+
+def act_fewer_steps(rows: pd.DataFrame, grid: pd.DataFrame | None = None) -> Claim:
+    """Fig 5 a-b: ACT halts after fewer segments than M_max at an accuracy close to fixed M = M_max."""
+    cid = "hrm_act_fewer_steps"
+    tab = act_table(rows) if covered(rows, grid) else pd.DataFrame()
+    tab = tab.dropna() if len(tab) else tab
+    if not len(tab):
+        return published_claim(cid, "", "pending", "")
+    n = n_test_puzzles(ok_rows(rows).iloc[0])
+    if (tab[["fixed_exact", "act_exact"]] < 0.01).all().all():
+        return published_claim(cid, "exact accuracy ≤ 0.01 for every model", *FLOOR)
+    fewer = tab["act_mean_steps"] <= 0.9 * tab["M_max"]
+    close = [abs(f - a) <= noise(f, a, n, n) for f, a in zip(tab["fixed_exact"], tab["act_exact"])]
+    verdict = ("reproduced" if fewer.all() and all(close) else "trend reproduced" if fewer.all() else "differs")
+    ours = "; ".join(f"M_max={r.M_max}: ACT {r.act_mean_steps:.2f} segments, exact {r.act_exact:.3f} vs fixed "
+                     f"{r.fixed_exact:.3f}" for r in tab.itertuples())
+    return published_claim(cid, ours, verdict,
+                           "rule: at every M_max, ACT uses ≤ 0.9 M_max segments on average and its exact accuracy is "
+                           "within the noise of fixed M = M_max: reproduced; fewer segments with a larger accuracy "
+                           "gap: trend reproduced (the paper's own gap is 9.6 points at M_max = 2); otherwise differs")
+
+
+def inference_scaling(rows: pd.DataFrame, grid: pd.DataFrame | None = None) -> Claim:
+    """Fig 5 c: an ACT model trained with M_max evaluated with a larger M_max (exact with ACT halting)."""
+    cid = "hrm_inference_scaling"
+    if not covered(rows, grid, act=True):
+        return published_claim(cid, "", "pending", "")
+    act = ok_rows(rows)
+    act = act[act["act"] == True]  # noqa: E712  (a bool column)
+    parts, gains, losses = [], 0, 0
+    evals = sorted(int(c.removeprefix("act_exact_Mmax")) for c in act.columns if c.startswith("act_exact_Mmax"))
+    for _, r in act.iterrows():
+        m, top = int(r["halt_max_steps"]), max([e for e in evals if finite(r[f"act_exact_Mmax{e}"])], default=0)
+        if top <= m:
+            continue
+        a, b = float(r[f"act_exact_Mmax{m}"]), float(r[f"act_exact_Mmax{top}"])
+        n = n_test_puzzles(r)
+        gains += b - a > noise(a, b, n, n)
+        losses += a - b > noise(a, b, n, n)
+        parts.append(f"trained M_max={m}: {a:.3f} at M_max={m}, {b:.3f} at M_max={top}")
+    if not parts:
+        return published_claim(cid, "", "pending", "")
+    if (act[[f"act_exact_Mmax{e}" for e in evals]] < 0.01).all().all():
+        return published_claim(cid, "exact accuracy ≤ 0.01 at every M_max", *FLOOR)
+    verdict = "reproduced" if gains == len(parts) else "trend reproduced" if gains and not losses else "differs"
+    return published_claim(cid, "; ".join(parts), verdict,
+                           "rule: exact accuracy with ACT halting at the largest evaluated M_max above that at the "
+                           "training M_max beyond the noise, for every ACT model: reproduced; for some, none "
+                           "worse: trend reproduced; otherwise differs")
+
+
+def participation_ratio(rows: pd.DataFrame, grid: pd.DataFrame | None = None) -> Claim:
+    """Fig 8: PR(z_H) / PR(z_L) after training well above 1, and not before (paper: 2.98 vs 0.97)."""
+    cid = "hrm_participation_ratio"
+    r = _pick(rows, model="hrm") if covered(rows, grid, model="hrm") else None
+    if r is None or not finite(r["pr_zH_trained"], r["pr_zL_trained"], r["pr_zH_untrained"], r["pr_zL_untrained"]):
+        return published_claim(cid, "", "pending", "")
+    trained, untrained = r["pr_zH_trained"] / r["pr_zL_trained"], r["pr_zH_untrained"] / r["pr_zL_untrained"]
+    verdict = ("reproduced" if trained >= 1.5 and untrained <= 1.2 else
+               "trend reproduced" if trained > 1 and trained >= 1.2 * untrained else "differs")
+    ours = (f"trained: z_H {r['pr_zH_trained']:.1f} vs z_L {r['pr_zL_trained']:.1f} (ratio {trained:.2f}); "
+            f"untrained: {r['pr_zH_untrained']:.1f} vs {r['pr_zL_untrained']:.1f} (ratio {untrained:.2f})")
+    return published_claim(cid, ours, verdict,
+                           "rule: PR(z_H)/PR(z_L) ≥ 1.5 after training and ≤ 1.2 before (paper: 2.98 and 0.97): "
+                           "reproduced; above 1 and at least 1.2x the untrained ratio: trend reproduced; otherwise "
+                           "differs")
+
+
+def one_step_memory(rows: pd.DataFrame, grid: pd.DataFrame | None = None) -> Claim:
+    """§2: peak training memory flat in the number of low-level steps for the one-step gradient, growing for BPTT."""
+    cid = "hrm_one_step_memory"
+    ok = ok_rows(rows)
+    if not covered(rows, grid) or not len(ok):
+        return published_claim(cid, "", "pending", "")
+    growth = {}
+    for mode in ("one_step", "bptt"):
+        s = ok[ok["grad_mode"] == mode].sort_values("steps_per_segment")
+        if len(s) < 2:
+            return published_claim(cid, "", "pending", "")
+        growth[mode] = (float(s["peak_bytes"].iloc[-1] / s["peak_bytes"].iloc[0]), int(s["steps_per_segment"].iloc[0]),
+                        int(s["steps_per_segment"].iloc[-1]))
+    (g1, lo, hi), (gb, _, _) = growth["one_step"], growth["bptt"]
+    verdict = ("reproduced" if g1 <= 1.1 and gb >= 0.5 * hi / lo else "trend reproduced" if gb > 1.5 * g1
+               else "differs")
+    ours = f"from {lo} to {hi} low-level steps per segment, peak memory x{g1:.2f} (one-step) vs x{gb:.2f} (BPTT)"
+    return published_claim(cid, ours, verdict,
+                           "rule: one-step peak grows ≤ 10% over the grid while BPTT's grows at least half as fast as "
+                           "the number of steps: reproduced; BPTT grows faster than one-step: trend reproduced; "
+                           "otherwise differs")
+
+
+def hrm(depth_width: pd.DataFrame, layers: pd.DataFrame, act: pd.DataFrame, dynamics: pd.DataFrame,
+        memory: pd.DataFrame, grids: dict[str, pd.DataFrame | None] | None = None) -> list[Claim]:
+    """Verdicts on the chapter's seven claims; ``grids``: experiment name -> its profile's configs."""
+    g = grids or {}
+    return [depth_not_width(depth_width, g.get("hrm_depth_width")),
+            recurrence_beats_depth(layers, g.get("hrm_layers_computed")),
+            hrm_beats_both(layers, g.get("hrm_layers_computed")),
+            act_fewer_steps(act, g.get("hrm_act")),
+            inference_scaling(act, g.get("hrm_act")),
+            participation_ratio(dynamics, g.get("hrm_dynamics")),
+            one_step_memory(memory, g.get("hrm_memory"))]

@@ -1,0 +1,93 @@
+"""The HRM chapter's verdict rules (potlib.claims.hrm) flip with the data they read."""
+
+import pandas as pd
+import pytest
+
+from potlib.claims import hrm
+
+
+def frame(*rows, n_test=700):
+    return pd.DataFrame([{"status": "ok", "n_test": n_test, **r} for r in rows])
+
+
+def depth_width(shared, deep, wide):
+    return frame({"n_layers": 4, "hidden_size": 64, "exact_accuracy": shared},
+                 {"n_layers": 2, "hidden_size": 64, "exact_accuracy": shared / 2},
+                 {"n_layers": 16, "hidden_size": 64, "exact_accuracy": deep},
+                 {"n_layers": 4, "hidden_size": 192, "exact_accuracy": wide})
+
+
+def test_depth_not_width_flips_with_the_data():
+    assert hrm.depth_not_width(depth_width(0.30, 0.50, 0.31)).verdict == "reproduced"
+    assert hrm.depth_not_width(depth_width(0.30, 0.31, 0.50)).verdict == "differs"
+    assert hrm.depth_not_width(depth_width(0.30, 0.50, 0.40)).verdict == "trend reproduced"
+    assert hrm.depth_not_width(depth_width(0.0, 0.0, 0.005)).verdict == "not reproducible here"
+
+
+def test_depth_not_width_is_pending_until_the_grid_is_whole():
+    rows = depth_width(0.30, 0.50, 0.31)
+    grid = pd.concat([rows, rows.iloc[:1].assign(n_layers=8)], ignore_index=True)
+    assert hrm.depth_not_width(rows, grid).verdict == "pending"
+    assert hrm.depth_not_width(rows, rows).verdict == "reproduced"
+
+
+def layers(looped, deep, hrm_acc):
+    rows = [{"model": "transformer", "layers_computed": n, "exact_accuracy": a} for n, a in zip((4, 8, 16), deep)]
+    rows += [{"model": "recurrent_transformer", "layers_computed": n, "exact_accuracy": a} for n, a in zip((4, 8, 16), looped)]
+    rows += [{"model": "hrm", "layers_computed": 24, "exact_accuracy": hrm_acc}]
+    return frame(*rows)
+
+
+def test_recurrence_and_hrm_rules():
+    up = layers((0.3, 0.5, 0.7), (0.2, 0.3, 0.4), 0.9)
+    assert hrm.recurrence_beats_depth(up).verdict == "reproduced"
+    assert hrm.hrm_beats_both(up).verdict == "reproduced"
+    down = layers((0.2, 0.3, 0.4), (0.3, 0.5, 0.7), 0.3)
+    assert hrm.recurrence_beats_depth(down).verdict == "differs"
+    assert hrm.hrm_beats_both(down).verdict == "differs"
+    crossing = layers((0.2, 0.3, 0.8), (0.2, 0.3, 0.4), 0.5)  # the paper's own shape: ahead only at the top
+    assert hrm.recurrence_beats_depth(crossing).verdict == "trend reproduced"
+
+
+def act_rows(fixed, act, steps, gain):
+    rows = []
+    for m, f, a, s in zip((2, 4), fixed, act, steps):
+        rows.append({"act": False, "halt_max_steps": m, "exact_accuracy": f, "act_exact": f, "act_mean_steps": m})
+        rows.append({"act": True, "halt_max_steps": m, "exact_accuracy": a, "act_exact": a, "act_mean_steps": s,
+                     "act_exact_Mmax2": a if m == 2 else a - 0.05, "act_exact_Mmax4": a if m == 4 else a + gain / 2,
+                     "act_exact_Mmax8": a + gain})
+    return frame(*rows)
+
+
+def test_act_rules():
+    assert hrm.act_fewer_steps(act_rows((0.5, 0.6), (0.49, 0.6), (1.4, 1.8), 0.2)).verdict == "reproduced"
+    assert hrm.act_fewer_steps(act_rows((0.5, 0.6), (0.3, 0.4), (1.4, 1.8), 0.2)).verdict == "trend reproduced"
+    assert hrm.act_fewer_steps(act_rows((0.5, 0.6), (0.5, 0.6), (2.0, 4.0), 0.2)).verdict == "differs"
+    assert hrm.inference_scaling(act_rows((0.5, 0.6), (0.5, 0.6), (1.4, 1.8), 0.2)).verdict == "reproduced"
+    assert hrm.inference_scaling(act_rows((0.5, 0.6), (0.5, 0.6), (1.4, 1.8), -0.2)).verdict == "differs"
+    tab = hrm.act_table(act_rows((0.5, 0.6), (0.49, 0.6), (1.4, 1.8), 0.2))
+    assert list(tab["M_max"]) == [2, 4] and tab["act_mean_steps"].tolist() == [1.4, 1.8]
+
+
+@pytest.mark.parametrize("trained,untrained,verdict", [((90, 30), (41, 42), "reproduced"), ((30, 30), (41, 42), "differs"),
+                                                        ((36, 30), (41, 42), "trend reproduced")])
+def test_participation_ratio_rule(trained, untrained, verdict):
+    rows = frame({"model": "hrm", "pr_zH_trained": trained[0], "pr_zL_trained": trained[1],
+                  "pr_zH_untrained": untrained[0], "pr_zL_untrained": untrained[1]})
+    assert hrm.participation_ratio(rows).verdict == verdict
+
+
+def test_memory_rule():
+    steps = (1, 4, 8, 32)
+    flat = [{"grad_mode": "one_step", "steps_per_segment": s, "peak_bytes": 100} for s in steps]
+    linear = [{"grad_mode": "bptt", "steps_per_segment": s, "peak_bytes": 100 * s} for s in steps]
+    assert hrm.one_step_memory(frame(*flat, *linear)).verdict == "reproduced"
+    same = [{"grad_mode": "bptt", "steps_per_segment": s, "peak_bytes": 100} for s in steps]
+    assert hrm.one_step_memory(frame(*flat, *same)).verdict == "differs"
+
+
+def test_level_accuracy_keeps_the_ladder_order():
+    rows = frame({"n_layers": 2, "exact_acc_level_b5": 1.0, "exact_acc_level_b50": 0.2, "exact_acc_level_hard": 0.0})
+    long = hrm.level_accuracy(rows, ["n_layers"])
+    assert list(long["level"]) == ["b5", "b50", "hard"] and list(long["accuracy"]) == [1.0, 0.2, 0.0]
+    assert hrm.n_test_puzzles(rows.iloc[0]) == 2100
