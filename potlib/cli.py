@@ -57,6 +57,13 @@ def _shard(text: str) -> tuple[int, int]:
     return shard
 
 
+def _where(text: str) -> tuple[str, list[str]]:
+    key, sep, values = text.partition("=")
+    if not sep or not key or not values:
+        raise argparse.ArgumentTypeError(f"{text!r} is not FIELD=VALUE[,VALUE...] (e.g. alpha=0.5 or n_layers=8,12)")
+    return key, values.split(",")
+
+
 def _parser() -> argparse.ArgumentParser:
     from potlib.sweep import EXECUTORS
 
@@ -87,6 +94,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--slurm-timeout-min", type=_positive_int, default=60, help="time limit per array task, minutes")
     r.add_argument("--slurm-array-parallelism", type=_positive_int, default=64, help="array tasks running at once")
     r.add_argument("--slurm-cluster", default=None, choices=[None, "slurm", "local", "debug"], help=argparse.SUPPRESS)  # tests
+    r.add_argument("--where", type=_where, action="append", default=[], metavar="FIELD=V[,V...]",
+                   help="only the configs whose FIELD is one of the values (repeatable, all must hold), e.g. alpha=0.5")
     r.add_argument("--time-budget", type=_seconds, default=None, help="seconds after which no new run starts (every executor); rerun to resume")
     r.add_argument("--allow-cpu", action="store_true", help="let a GPU experiment's gpu profile run without a GPU (use a separate --results-dir)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -128,7 +137,7 @@ def _cmd_run(a: argparse.Namespace) -> int:
     report = run_sweep(
         a.experiment, a.profile, executor=a.executor, root=a.results_dir, force=a.force,
         workers=a.workers, progress=not a.quiet, slurm=slurm, shard=a.shard, allow_cpu=a.allow_cpu,
-        time_budget=a.time_budget, stale=a.stale,
+        time_budget=a.time_budget, stale=a.stale, where=dict(a.where),
     )
     print(report)
     return 1 if report.failed else 0

@@ -142,6 +142,43 @@ def missing_configs(name: str, profile: str, root: Path | str | None = None, for
     return configs, [c for c in configs if needed(c)]
 
 
+def select(configs: list, where: dict[str, Any] | None) -> list:
+    """The configs whose fields match ``where``: {field: value or list of values}; a value given as text
+    ("0.5", "true") is read with the type of the field's values in the grid.
+
+    Raises ValueError naming the field and what the grid holds when a field is unknown or a filter
+    keeps no config (a typo must not run nothing silently).
+    """
+    if not where:
+        return configs
+    out = list(configs)
+    for key, wanted in where.items():
+        if configs and not hasattr(configs[0], key):
+            fields = ", ".join(sorted(f.name for f in dataclasses.fields(configs[0])))
+            raise ValueError(f"where: {key!r} is not a config field; fields: {fields}")
+        present = sorted({getattr(c, key) for c in configs}, key=str)
+        kind = type(present[0]) if present else str
+        allowed = {_read(v, kind, key) for v in (wanted if isinstance(wanted, (list, tuple, set)) else [wanted])}
+        out = [c for c in out if getattr(c, key) in allowed]
+        if not out:
+            raise ValueError(f"where: {key} = {sorted(allowed, key=str)} keeps no config; the grid has {key} in "
+                             f"{present}")
+    return out
+
+
+def _read(value: Any, kind: type, key: str) -> Any:
+    if not isinstance(value, str) or kind is str:
+        return value
+    if kind is bool:
+        if value.lower() not in ("true", "false"):
+            raise ValueError(f"where: {key} = {value!r} is not allowed; allowed: true or false")
+        return value.lower() == "true"
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"where: {key} = {value!r} is not a {kind.__name__}") from None
+
+
 Done = Callable[[dict], None]
 
 
@@ -264,12 +301,15 @@ def run_sweep(
     allow_cpu: bool = False,
     time_budget: float | None = None,
     stale: bool = False,
+    where: dict[str, Any] | None = None,
 ) -> SweepReport:
     """Run every config of ``profile`` that has no done row under ``root`` (``stale``: or whose code changed).
 
     ``shard=(k, n)`` keeps the configs whose position in the grid is k modulo n, so n independent
     processes (or machines sharing the result folder) split a grid without coordination.
     ``time_budget`` (seconds, every executor): no new run starts once it is spent.
+    ``where`` ({field: values}, :func:`select`): only the configs of the grid that match, e.g. to
+    run the parts of a grid that decide a claim first; the rows are those of the whole grid.
     """
     experiments.check_profile(profile)
     if executor not in EXECUTORS:
@@ -293,6 +333,10 @@ def run_sweep(
         executor = "inline" if profile == "smoke" else "local"
     root = Path(root or default_root(profile))
     configs, todo = missing_configs(name, profile, root, force, stale)
+    if where:
+        kept = {cfg_id(name, c) for c in select(configs, where)}
+        configs = [c for c in configs if cfg_id(name, c) in kept]
+        todo = [c for c in todo if cfg_id(name, c) in kept]
     if n_shards > 1:
         mine = {cfg_id(name, c) for i, c in enumerate(configs) if i % n_shards == k}
         configs = [c for c in configs if cfg_id(name, c) in mine]
@@ -320,7 +364,7 @@ def run_sweep(
     if report.ran:  # the grid's elapsed time, which potlib status adds up (issue 14)
         ResultStore(root).log_sweep(name, {
             "profile": profile, "executor": executor, "workers": workers, "device": str(device),
-            "cpu_count": os.cpu_count(), "shard": f"{k}/{n_shards}", "ran": report.ran, "statuses": statuses,
+            "cpu_count": os.cpu_count(), "shard": f"{k}/{n_shards}", "where": where or None, "ran": report.ran, "statuses": statuses,
             "elapsed_seconds": round(report.seconds, 1), "budget_hit": budget.hit,
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
     return report

@@ -238,3 +238,28 @@ def test_page_tables_show_a_dash_for_missing_or_infinite_values():
     assert out["tiny"].tolist() == ["1.00e-05", "0.25", "3.00e+06"] and out["n"].tolist() == ["1", "2", "3"]
     box = render.verdict_box(pd.DataFrame({"verdict": ["differs"], "claim": ["a_b"], "ours": ["x|y"]}))
     assert box.startswith(":::{admonition} Claims and verdicts (1 differs)") and "a\\_b" in box and "x\\|y" in box
+
+
+def test_where_runs_only_the_matching_part_of_a_grid(toy_env, capsys):
+    root = toy_env / "res"
+    assert cli(["run", "toy", "--profile", "smoke", "--results-dir", str(root), "--quiet", "--where", "seed=1,2",
+                "--where", "produce=ok"]) == 0
+    rows = ResultStore(root).rows("toy")
+    assert sorted((r["config"]["produce"], r["config"]["seed"]) for r in rows) == [("ok", 1), ("ok", 2)]
+    assert ResultStore(root).sweeps("toy")[-1]["where"] == {"seed": ["1", "2"], "produce": ["ok"]}
+    # a typo names the field and what the grid holds instead of running nothing
+    assert cli(["run", "toy", "--profile", "smoke", "--results-dir", str(root), "--where", "sed=1"]) == 2
+    assert "'sed' is not a config field" in capsys.readouterr().err
+    assert cli(["run", "toy", "--profile", "smoke", "--results-dir", str(root), "--where", "seed=7"]) == 2
+    assert "keeps no config; the grid has seed in [0, 1, 2]" in capsys.readouterr().err
+    assert cli(["run", "toy", "--profile", "smoke", "--where", "seed"]) == 2
+
+
+def test_select_reads_text_with_the_fields_type(toy_env):
+    from potlib.sweep import select
+
+    configs = [c for c in experiments.get("toy").configs("smoke") if c.produce == "ok"]
+    assert [c.seed for c in select(configs, {"seed": "1"})] == [1]
+    assert [c.seed for c in select(configs, {"seed": [0, 2]})] == [0, 2]
+    with pytest.raises(ValueError, match="seed = 'x' is not a int"):
+        select(configs, {"seed": "x"})
