@@ -31,6 +31,7 @@ Tokens, symmetries and the blank-cell metric come from :mod:`potlib.data.sudoku`
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -42,7 +43,7 @@ import torch
 from potlib.config import Config
 from potlib.data import sudoku, sudoku_ladder
 from potlib.data.sudoku import SEQ_LEN, VOCAB_SIZE  # 0 pad, 1 blank, 2..10 digits 1..9
-from potlib.models.hrm import HRM, HRMACT, SudokuTransformer, act_loss, correctness, sequence_loss
+from potlib.models.hrm import HRM, HRMACT, SudokuModelConfig, SudokuTransformer, act_loss, correctness, sequence_loss
 
 SUDOKU_SOURCES = tuple(sudoku.COLLECTIONS)
 
@@ -208,15 +209,16 @@ class BatchStream:
 # models
 
 
+def model_config(cfg: HRMTrainConfig) -> SudokuModelConfig:
+    """The architecture part of a training config."""
+    fields = {f.name for f in dataclasses.fields(SudokuModelConfig)} & {f.name for f in dataclasses.fields(cfg)}
+    return SudokuModelConfig(vocab_size=VOCAB_SIZE, seq_len=SEQ_LEN, **{f: getattr(cfg, f) for f in fields})
+
+
 def build_model(cfg: HRMTrainConfig) -> torch.nn.Module:
     """An :class:`HRMACT` (model="hrm") or a :class:`SudokuTransformer`, on CPU."""
-    common = dict(vocab_size=VOCAB_SIZE, seq_len=SEQ_LEN, hidden_size=cfg.hidden_size, num_heads=cfg.num_heads,
-                  expansion=cfg.expansion, multiple_of=cfg.multiple_of)
-    if cfg.model == "hrm":
-        hrm = HRM(H_layers=cfg.H_layers, L_layers=cfg.L_layers, H_cycles=cfg.H_cycles, L_cycles=cfg.L_cycles,
-                  grad_mode=cfg.grad_mode, **common)
-        return HRMACT(hrm, cfg.halt_max_steps, cfg.halt_exploration_prob, cfg.act)
-    return SudokuTransformer(n_layers=cfg.n_layers, loops=cfg.loops, **common)
+    arch = model_config(cfg)
+    return HRMACT(arch) if cfg.model == "hrm" else SudokuTransformer(arch)
 
 
 def layers_computed(cfg: HRMTrainConfig) -> int:

@@ -19,6 +19,7 @@ from potlib.hrm_train import (
     synthetic_split,
 )
 from potlib.models.hrm import (
+    SudokuModelConfig,
     HRM,
     HRMACT,
     HRMCarry,
@@ -42,7 +43,7 @@ def tiny_hrm(**kw) -> HRM:
     torch.manual_seed(0)
     args = dict(hidden_size=16, num_heads=2, expansion=2.0, H_layers=1, L_layers=1, H_cycles=2, L_cycles=3, multiple_of=8)
     args.update(kw)
-    return HRM(**args)
+    return HRM(SudokuModelConfig(**args))
 
 
 def puzzles(n: int = 4, seed: int = 0):
@@ -172,10 +173,12 @@ def test_one_step_uses_less_memory_than_bptt():
 
 
 def act_model(q_bias, M=3, p=0.0, act=True) -> HRMACT:
-    hrm = tiny_hrm(H_cycles=1, L_cycles=1)
+    torch.manual_seed(0)
+    model = HRMACT(SudokuModelConfig(hidden_size=16, num_heads=2, expansion=2.0, H_layers=1, L_layers=1, H_cycles=1,
+                                     L_cycles=1, multiple_of=8, halt_max_steps=M, halt_exploration_prob=p, act=act))
     with torch.no_grad():
-        hrm.q_head.bias.copy_(torch.tensor(q_bias))  # q_head weight is zero at init: q = bias
-    return HRMACT(hrm, halt_max_steps=M, halt_exploration_prob=p, act=act)
+        model.hrm.q_head.bias.copy_(torch.tensor(q_bias))  # q_head weight is zero at init: q = bias
+    return model
 
 
 def run_segments(model, n_seg, B=6):
@@ -415,3 +418,10 @@ def test_adam_atan2_is_a_named_optimizer_option():
     assert not torch.equal(before, p.detach())
     with pytest.raises(ConfigError, match="optimizer"):
         HRMTrainConfig(**smoke_base(optimizer="sgd"))
+
+
+def test_model_config_names_the_field_out_of_range():
+    for bad, msg in ((dict(grad_mode="full"), "grad_mode = 'full'"), (dict(H_cycles=0), "H_cycles = 0"),
+                     (dict(hidden_size=30, num_heads=4), "hidden_size = 30"), (dict(halt_exploration_prob=2.0), "halt_exploration_prob")):
+        with pytest.raises(ValueError, match=msg):
+            SudokuModelConfig(**bad)

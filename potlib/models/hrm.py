@@ -47,33 +47,62 @@ GRAD_MODES = ("one_step", "bptt")
 IGNORE_LABEL_ID = -100
 
 
-def _blocks(n: int, hidden_size: int, num_heads: int, expansion: float, multiple_of: int) -> list[HRMBlock]:
-    return [HRMBlock(hidden_size, num_heads, expansion, multiple_of=multiple_of) for _ in range(n)]
+@dataclass(frozen=True)
+class SudokuModelConfig:
+    """The one config of every Sudoku model here (HRM, Transformer, looped Transformer).
+
+    Names follow HRM's config (``hrm_act_v1.py``): ``H_layers``/``L_layers`` blocks per module,
+    ``H_cycles``/``L_cycles`` cycles per segment, ``halt_max_steps`` (M_max), ``halt_exploration_prob``.
+    ``n_layers``/``loops``/``input_injection`` belong to the Transformer baselines; the ``H_*``/``L_*``,
+    ``grad_mode``, ``prefix_len`` and halting fields to HRM. Raises ValueError naming a field out of range.
+    """
+
+    vocab_size: int = 11
+    seq_len: int = 81
+    hidden_size: int = 256
+    num_heads: int = 8
+    expansion: float = 4.0  # SwiGLU expansion
+    multiple_of: int = 256  # SwiGLU inner width rounded up to this
+    n_layers: int = 8
+    loops: int = 1  # > 1: the stack is applied this many times with tied weights
+    input_injection: bool = True
+    H_layers: int = 4
+    L_layers: int = 4
+    H_cycles: int = 2
+    L_cycles: int = 2
+    grad_mode: GradMode = "one_step"
+    prefix_len: int = 1  # HRM's puzzle-embedding positions; the Q-head reads position 0
+    halt_max_steps: int = 8
+    halt_exploration_prob: float = 0.1
+    act: bool = True
+
+    def __post_init__(self) -> None:
+        checks = [
+            ("grad_mode", self.grad_mode in GRAD_MODES, ", ".join(GRAD_MODES)),
+            ("prefix_len", self.prefix_len >= 1, "an int >= 1 (the Q-head reads position 0)"),
+            ("halt_exploration_prob", 0.0 <= self.halt_exploration_prob <= 1.0, "a float in [0, 1]"),
+            ("hidden_size", self.hidden_size % self.num_heads == 0, f"a multiple of num_heads={self.num_heads}"),
+        ] + [(f, getattr(self, f) >= 1, "an int >= 1")
+             for f in ("n_layers", "loops", "H_layers", "L_layers", "H_cycles", "L_cycles", "halt_max_steps")]
+        for name, ok, allowed in checks:
+            if not ok:
+                raise ValueError(f"{name} = {getattr(self, name)!r} is not allowed; allowed: {allowed}")
+
+
+def _blocks(n: int, cfg: SudokuModelConfig) -> list[HRMBlock]:
+    return [HRMBlock(cfg.hidden_size, cfg.num_heads, cfg.expansion, multiple_of=cfg.multiple_of) for _ in range(n)]
 
 
 class SudokuTransformer(nn.Module):
     """Transformer (``loops=1``) or Recurrent Transformer (``loops>1``, tied weights) on 81 tokens."""
 
-    def __init__(
-        self,
-        vocab_size: int = 11,
-        seq_len: int = 81,
-        hidden_size: int = 256,
-        num_heads: int = 8,
-        expansion: float = 4.0,
-        n_layers: int = 8,
-        loops: int = 1,
-        input_injection: bool = True,
-        multiple_of: int = 256,
-    ):
+    def __init__(self, cfg: SudokuModelConfig):
         super().__init__()
-        if n_layers < 1 or loops < 1:
-            raise ValueError(f"n_layers={n_layers} and loops={loops} must both be >= 1")
-        self.loops, self.input_injection = loops, input_injection
-        self.embed = TokenEmbedding(vocab_size, hidden_size, prefix_len=0)
-        self.rotary = RotaryEmbedding(hidden_size // num_heads, seq_len)
-        self.body = ReasoningModule(_blocks(n_layers, hidden_size, num_heads, expansion, multiple_of))
-        self.lm_head = Linear(hidden_size, vocab_size)
+        self.loops, self.input_injection = cfg.loops, cfg.input_injection
+        self.embed = TokenEmbedding(cfg.vocab_size, cfg.hidden_size, prefix_len=0)
+        self.rotary = RotaryEmbedding(cfg.hidden_size // cfg.num_heads, cfg.seq_len)
+        self.body = ReasoningModule(_blocks(cfg.n_layers, cfg))
+        self.lm_head = Linear(cfg.hidden_size, cfg.vocab_size)
 
     @property
     def layers_computed(self) -> int:
@@ -108,35 +137,16 @@ class HRMCarry:
 class HRM(nn.Module):
     """One segment of the Hierarchical Reasoning Model (HRM's ``..._ACTV1_Inner``)."""
 
-    def __init__(
-        self,
-        vocab_size: int = 11,
-        seq_len: int = 81,
-        hidden_size: int = 256,
-        num_heads: int = 8,
-        expansion: float = 4.0,
-        H_layers: int = 4,
-        L_layers: int = 4,
-        H_cycles: int = 2,
-        L_cycles: int = 2,
-        grad_mode: GradMode = "one_step",
-        prefix_len: int = 1,
-        multiple_of: int = 256,
-    ):
+    def __init__(self, cfg: SudokuModelConfig):
         super().__init__()
-        if grad_mode not in GRAD_MODES:
-            raise ValueError(f"grad_mode={grad_mode!r} is not allowed; allowed: {', '.join(GRAD_MODES)}")
-        if min(H_layers, L_layers, H_cycles, L_cycles) < 1:
-            raise ValueError(f"H_layers, L_layers, H_cycles, L_cycles must be >= 1, got {H_layers, L_layers, H_cycles, L_cycles}")
-        if prefix_len < 1:
-            raise ValueError(f"prefix_len={prefix_len} must be >= 1: the Q-head reads position 0")
-        self.H_cycles, self.L_cycles, self.grad_mode = H_cycles, L_cycles, grad_mode
-        self.prefix_len, self.hidden_size = prefix_len, hidden_size
-        self.embed = TokenEmbedding(vocab_size, hidden_size, prefix_len)
-        self.rotary = RotaryEmbedding(hidden_size // num_heads, seq_len + prefix_len)
-        self.H_level = ReasoningModule(_blocks(H_layers, hidden_size, num_heads, expansion, multiple_of))
-        self.L_level = ReasoningModule(_blocks(L_layers, hidden_size, num_heads, expansion, multiple_of))
-        self.lm_head = Linear(hidden_size, vocab_size)
+        self.H_cycles, self.L_cycles, self.grad_mode = cfg.H_cycles, cfg.L_cycles, cfg.grad_mode
+        self.prefix_len, self.hidden_size = cfg.prefix_len, cfg.hidden_size
+        hidden_size = cfg.hidden_size
+        self.embed = TokenEmbedding(cfg.vocab_size, hidden_size, cfg.prefix_len)
+        self.rotary = RotaryEmbedding(hidden_size // cfg.num_heads, cfg.seq_len + cfg.prefix_len)
+        self.H_level = ReasoningModule(_blocks(cfg.H_layers, cfg))
+        self.L_level = ReasoningModule(_blocks(cfg.L_layers, cfg))
+        self.lm_head = Linear(hidden_size, cfg.vocab_size)
         self.q_head = Linear(hidden_size, 2, bias=True)
         # Initial states: one fixed random vector each, broadcast over positions (HRM's H_init/L_init).
         self.register_buffer("H_init", trunc_normal_init_(torch.empty(hidden_size), std=1.0))
@@ -234,14 +244,10 @@ class ACTState:
 class HRMACT(nn.Module):
     """Deep supervision with adaptive computation time around an :class:`HRM` (one segment per call)."""
 
-    def __init__(self, hrm: HRM, halt_max_steps: int = 8, halt_exploration_prob: float = 0.1, act: bool = True):
+    def __init__(self, cfg: SudokuModelConfig):
         super().__init__()
-        if halt_max_steps < 1:
-            raise ValueError(f"halt_max_steps={halt_max_steps} must be >= 1")
-        if not 0.0 <= halt_exploration_prob <= 1.0:
-            raise ValueError(f"halt_exploration_prob={halt_exploration_prob} must be in [0, 1]")
-        self.hrm, self.halt_max_steps = hrm, halt_max_steps
-        self.halt_exploration_prob, self.act = halt_exploration_prob, act
+        self.hrm, self.halt_max_steps = HRM(cfg), cfg.halt_max_steps
+        self.halt_exploration_prob, self.act = cfg.halt_exploration_prob, cfg.act
 
     def initial_state(self, inputs: torch.Tensor, labels: torch.Tensor) -> ACTState:
         B = inputs.shape[0]
