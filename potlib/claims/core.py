@@ -82,6 +82,27 @@ def table(claims: list[Claim]) -> pd.DataFrame:
     return pd.DataFrame([c.__dict__ for c in claims], columns=cols)
 
 
+def ok_rows(rows: pd.DataFrame, metrics: tuple[str, ...] = ()) -> pd.DataFrame:
+    """The rows that finished ``ok``, with the ``metrics`` columns present even when there are none yet."""
+    out = rows[rows["status"] == "ok"] if len(rows) else rows
+    missing = {c: pd.Series(dtype=float) for c in metrics if c not in out.columns}
+    return out.assign(**missing) if missing else out
+
+
+def covered(rows: pd.DataFrame, grid: pd.DataFrame | None, **where) -> bool:
+    """Whether ``rows`` hold an ok row for every config of ``grid`` matching ``where`` (column: value or
+    tuple of values); ``grid`` None means the caller vouches that the rows are complete."""
+    if grid is None:
+        return True
+
+    def select(df: pd.DataFrame) -> pd.DataFrame:
+        for k, v in where.items():
+            df = df[df[k].isin(v if isinstance(v, tuple) else (v,))] if k in df.columns else df.iloc[:0]
+        return df
+
+    return len(select(ok_rows(rows))) >= len(select(grid))
+
+
 def mean_of(df: pd.DataFrame, col: str, **where) -> float:
     """Mean of ``col`` over the rows matching ``where`` (NaN when none match)."""
     sel = df

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from potlib.claims.core import Claim, finite, published_claim
+from potlib.claims import core
+from potlib.claims.core import Claim, covered, finite, published_claim
 from potlib.results import ResultStore
 
 
@@ -51,10 +52,8 @@ METRICS = ("gamma", "rho", "test_acc", "state_norm_last")
 
 
 def ok_rows(rows: pd.DataFrame) -> pd.DataFrame:
-    """The rows that finished ``ok``, with the metric columns present even when there are none yet."""
-    out = rows[rows["status"] == "ok"] if len(rows) else rows
-    missing = {c: pd.Series(dtype=float) for c in METRICS if c not in out.columns}
-    return out.assign(**missing) if missing else out
+    """The rows that finished ``ok``, with the credit metric columns present even when there are none yet."""
+    return core.ok_rows(rows, METRICS)
 
 
 def _stats(values: pd.Series) -> tuple[float, float, int]:
@@ -81,20 +80,6 @@ def pm(mean: float, std: float, digits: int = 3) -> str:
     if not finite(mean):
         return "–"
     return f"{mean:.{digits}f}" + (f" ± {std:.{digits}f}" if finite(std) else "")
-
-
-def covered(rows: pd.DataFrame, grid: pd.DataFrame | None, **where) -> bool:
-    """Whether ``rows`` hold an ok row for every config of ``grid`` matching ``where`` (column: value or
-    tuple of values); ``grid`` None means the caller vouches that the rows are complete."""
-    if grid is None:
-        return True
-
-    def select(df: pd.DataFrame) -> pd.DataFrame:
-        for k, v in where.items():
-            df = df[df[k].isin(v if isinstance(v, tuple) else (v,))]
-        return df
-
-    return len(select(ok_rows(rows))) >= len(select(grid))
 
 
 def cb_beats_at_alpha1(ladder: pd.DataFrame, grid: pd.DataFrame | None = None) -> Claim:

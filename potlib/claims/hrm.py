@@ -15,7 +15,8 @@ import math
 import numpy as np
 import pandas as pd
 
-from potlib.claims.core import Claim, finite, published_claim
+from potlib.claims import core
+from potlib.claims.core import Claim, covered, finite, published_claim
 
 METRICS = ("exact_accuracy", "blank_cell_accuracy", "act_exact", "act_mean_steps", "peak_bytes", "steps_per_segment",
            "pr_zH_trained", "pr_zL_trained", "pr_zH_untrained", "pr_zL_untrained", "layers_computed")
@@ -23,23 +24,7 @@ METRICS = ("exact_accuracy", "blank_cell_accuracy", "act_exact", "act_mean_steps
 
 def ok_rows(rows: pd.DataFrame) -> pd.DataFrame:
     """Rows that finished ``ok``, with the metric columns present even when there are none yet."""
-    out = rows[rows["status"] == "ok"] if len(rows) else rows
-    missing = {c: pd.Series(dtype=float) for c in METRICS if c not in out.columns}
-    return out.assign(**missing) if missing else out
-
-
-def covered(rows: pd.DataFrame, grid: pd.DataFrame | None, **where) -> bool:
-    """Whether every config of ``grid`` matching ``where`` (column: value or tuple) has an ok row;
-    ``grid`` None: the caller vouches that the rows are complete."""
-    if grid is None:
-        return True
-
-    def select(df: pd.DataFrame) -> pd.DataFrame:
-        for k, v in where.items():
-            df = df[df[k].isin(v if isinstance(v, tuple) else (v,))] if k in df.columns else df.iloc[:0]
-        return df
-
-    return len(select(grid)) > 0 and len(select(ok_rows(rows))) >= len(select(grid))
+    return core.ok_rows(rows, METRICS)
 
 
 def n_test_puzzles(row: pd.Series) -> int:
