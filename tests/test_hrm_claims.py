@@ -46,27 +46,40 @@ def test_recurrence_and_hrm_rules():
     assert hrm.recurrence_beats_depth(down).verdict == "differs"
     assert hrm.hrm_beats_both(down).verdict == "differs"
     crossing = layers((0.2, 0.3, 0.8), (0.2, 0.3, 0.4), 0.5)  # the paper's own shape: ahead only at the top
-    assert hrm.recurrence_beats_depth(crossing).verdict == "trend reproduced"
+    assert hrm.recurrence_beats_depth(crossing).verdict == "reproduced"
+    closing = layers((0.1, 0.3, 0.41), (0.2, 0.35, 0.40), 0.5)  # behind, then level: the margin grows
+    assert hrm.recurrence_beats_depth(closing).verdict == "trend reproduced"
 
 
 def act_rows(fixed, act, steps, gain):
+    """Fixed-M and ACT rows at M_max 2 and 4, as HRM evaluates them (M_max segments per test puzzle)."""
     rows = []
     for m, f, a, s in zip((2, 4), fixed, act, steps):
-        rows.append({"act": False, "halt_max_steps": m, "exact_accuracy": f, "act_exact": f, "act_mean_steps": m})
-        rows.append({"act": True, "halt_max_steps": m, "exact_accuracy": a, "act_exact": a, "act_mean_steps": s,
-                     "act_exact_Mmax2": a if m == 2 else a - 0.05, "act_exact_Mmax4": a if m == 4 else a + gain / 2,
-                     "act_exact_Mmax8": a + gain})
+        rows.append({"act": False, "halt_max_steps": m, "exact_accuracy": f, "train_mean_steps": m})
+        rows.append({"act": True, "halt_max_steps": m, "exact_accuracy": a, "train_mean_steps": s,
+                     "act_exact": a, "act_mean_steps": s, "exact_at_M2": a if m == 2 else a - 0.05,
+                     "exact_at_M4": a if m == 4 else a + gain / 2, "exact_at_M8": a + gain})
     return frame(*rows)
 
 
-def test_act_rules():
+def test_act_rules_read_hrms_protocol():
     assert hrm.act_fewer_steps(act_rows((0.5, 0.6), (0.49, 0.6), (1.4, 1.8), 0.2)).verdict == "reproduced"
-    assert hrm.act_fewer_steps(act_rows((0.5, 0.6), (0.3, 0.4), (1.4, 1.8), 0.2)).verdict == "trend reproduced"
+    assert hrm.act_fewer_steps(act_rows((0.5, 0.6), (0.42, 0.52), (1.4, 1.8), 0.2)).verdict == "trend reproduced"
+    # fewer segments bought with a collapse in accuracy is no trend
+    assert hrm.act_fewer_steps(act_rows((0.5, 0.6), (0.1, 0.1), (1.0, 1.0), 0.2)).verdict == "differs"
     assert hrm.act_fewer_steps(act_rows((0.5, 0.6), (0.5, 0.6), (2.0, 4.0), 0.2)).verdict == "differs"
     assert hrm.inference_scaling(act_rows((0.5, 0.6), (0.5, 0.6), (1.4, 1.8), 0.2)).verdict == "reproduced"
     assert hrm.inference_scaling(act_rows((0.5, 0.6), (0.5, 0.6), (1.4, 1.8), -0.2)).verdict == "differs"
     tab = hrm.act_table(act_rows((0.5, 0.6), (0.49, 0.6), (1.4, 1.8), 0.2))
-    assert list(tab["M_max"]) == [2, 4] and tab["act_mean_steps"].tolist() == [1.4, 1.8]
+    assert list(tab["M_max"]) == [2, 4] and tab["act_train_steps"].tolist() == [1.4, 1.8]
+
+
+def test_a_diverged_run_ends_pending_with_its_own_verdict():
+    rows = depth_width(0.30, 0.50, 0.31)
+    rows.loc[rows["n_layers"] == 16, "status"] = "diverged"
+    assert hrm.depth_not_width(rows, rows).verdict == "pending"
+    out = hrm.hrm(rows, rows.iloc[:0], rows.iloc[:0], rows.iloc[:0], rows.iloc[:0], {"hrm_depth_width": rows})[0]
+    assert out.verdict == "not reproducible here" and "16x64" in out.ours
 
 
 @pytest.mark.parametrize("trained,untrained,verdict", [((90, 30), (41, 42), "reproduced"), ((30, 30), (41, 42), "differs"),
@@ -78,11 +91,12 @@ def test_participation_ratio_rule(trained, untrained, verdict):
 
 
 def test_memory_rule():
-    steps = (1, 4, 8, 32)
-    flat = [{"grad_mode": "one_step", "steps_per_segment": s, "peak_bytes": 100} for s in steps]
-    linear = [{"grad_mode": "bptt", "steps_per_segment": s, "peak_bytes": 100 * s} for s in steps]
+    steps = (1, 2, 4, 8, 32)
+    flat = [{"grad_mode": "one_step", "steps_per_segment": s, "peak_bytes": 300} for s in steps]
+    # the measured shape: a fixed floor, then BPTT's excess linear in the steps
+    linear = [{"grad_mode": "bptt", "steps_per_segment": s, "peak_bytes": 300 + 60 * max(s - 2, 0)} for s in steps]
     assert hrm.one_step_memory(frame(*flat, *linear)).verdict == "reproduced"
-    same = [{"grad_mode": "bptt", "steps_per_segment": s, "peak_bytes": 100} for s in steps]
+    same = [{"grad_mode": "bptt", "steps_per_segment": s, "peak_bytes": 300} for s in steps]
     assert hrm.one_step_memory(frame(*flat, *same)).verdict == "differs"
 
 

@@ -90,17 +90,18 @@ def ok_rows(rows: pd.DataFrame, metrics: tuple[str, ...] = ()) -> pd.DataFrame:
 
 
 def covered(rows: pd.DataFrame, grid: pd.DataFrame | None, **where) -> bool:
-    """Whether ``rows`` hold an ok row for every config of ``grid`` matching ``where`` (column: value or
-    tuple of values); ``grid`` None means the caller vouches that the rows are complete."""
+    """Whether ``rows`` hold a done row (ok or diverged) for every config of ``grid`` matching ``where``
+    (column: value or tuple of values); ``grid`` None means the caller vouches that the rows, if any, are complete."""
     if grid is None:
-        return True
+        return len(rows) > 0
 
     def select(df: pd.DataFrame) -> pd.DataFrame:
         for k, v in where.items():
             df = df[df[k].isin(v if isinstance(v, tuple) else (v,))] if k in df.columns else df.iloc[:0]
         return df
 
-    return len(select(ok_rows(rows))) >= len(select(grid))
+    done = rows[rows["status"].isin(("ok", "diverged"))] if len(rows) else rows  # a diverged run is a result too
+    return len(select(done)) >= len(select(grid))
 
 
 def mean_of(df: pd.DataFrame, col: str, **where) -> float:

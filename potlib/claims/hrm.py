@@ -78,15 +78,16 @@ def depth_not_width(rows: pd.DataFrame, grid: pd.DataFrame | None = None) -> Cla
     ok = ok_rows(rows)
     if not covered(rows, grid) or not len(ok):
         return published_claim(cid, "", "pending", "")
-    base_w = int(ok["hidden_size"].min())  # the shared point: the width axis's depth at the base width
-    widened = ok[ok["hidden_size"] > base_w]
+    done = rows[rows["status"].isin(("ok", "diverged"))]  # the grid's axes, whether or not every run finished
+    base_w = int(done["hidden_size"].min())  # the shared point: the width axis's depth at the base width
+    widened = done[done["hidden_size"] > base_w]
     if not len(widened):
         return published_claim(cid, "", "pending", "")
     base_d = int(widened["n_layers"].iloc[0])
-    at_w, at_d = ok[ok["hidden_size"] == base_w], ok[ok["n_layers"] == base_d]
+    at_w, at_d = done[done["hidden_size"] == base_w], done[done["n_layers"] == base_d]
     shared = _pick(ok, n_layers=base_d, hidden_size=base_w)
-    deep = _pick(at_w, n_layers=int(at_w["n_layers"].max())) if len(at_w) else None
-    wide = _pick(at_d, hidden_size=int(at_d["hidden_size"].max())) if len(at_d) else None
+    deep = _pick(ok, n_layers=int(at_w["n_layers"].max()), hidden_size=base_w)
+    wide = _pick(ok, n_layers=base_d, hidden_size=int(at_d["hidden_size"].max()))
     if shared is None or deep is None or wide is None:
         return published_claim(cid, "", "pending", "")
     if at_floor(shared, deep, wide):
@@ -121,19 +122,18 @@ def recurrence_beats_depth(rows: pd.DataFrame, grid: pd.DataFrame | None = None)
         return published_claim(cid, "", "pending", "")
     if at_floor(*[r for _, t, r in pairs], *[t for _, t, r in pairs]):
         return published_claim(cid, "exact accuracy ≤ 0.01 at every point", *FLOOR)
-    parts, wins, losses = [], 0, 0
+    parts, gaps = [], []
     for n, t, r in pairs:
-        d, nz = _cmp(r, t)
-        wins += d > nz
-        losses += d < -nz
+        gaps.append(_cmp(r, t))
         parts.append(f"{n} layers: looped {r['exact_accuracy']:.3f} vs deep {t['exact_accuracy']:.3f}")
-    top_d, top_n = _cmp(pairs[-1][2], pairs[-1][1])
-    verdict = ("reproduced" if wins == len(pairs) else "trend reproduced" if top_d > top_n and losses == 0
-               else "differs")
-    return published_claim(cid, "; ".join(parts) + f" (looped ahead beyond noise at {wins} of {len(pairs)})", verdict,
-                           "rule: exact accuracy of the looped 2-block stack above the Transformer's beyond the noise "
-                           "at every matched layer count: reproduced; at the largest only, never behind: trend "
-                           "reproduced (the paper's own curves cross at 64 layers); otherwise differs")
+    (top, top_noise), first = gaps[-1], gaps[0][0]
+    verdict = ("reproduced" if top > top_noise else
+               "trend reproduced" if top >= -top_noise and len(gaps) > 1 and top > first else "differs")
+    return published_claim(cid, "; ".join(parts), verdict,
+                           "rule: at the largest matched count of block applications the looped 2-block stack is "
+                           "ahead of the Transformer beyond the noise: reproduced; not behind there and its margin "
+                           "grows with the count: trend reproduced (the paper's looped model is behind at 16-32 "
+                           "layers and ahead from 64); otherwise differs")
 
 
 def hrm_beats_both(rows: pd.DataFrame, grid: pd.DataFrame | None = None) -> Claim:
@@ -163,65 +163,77 @@ def hrm_beats_both(rows: pd.DataFrame, grid: pd.DataFrame | None = None) -> Clai
 
 
 def act_table(rows: pd.DataFrame) -> pd.DataFrame:
-    """Per M_max of the grid: fixed-M and ACT exact accuracy and mean segments used at evaluation."""
+    """Per M_max of the grid, as HRM evaluates (every test puzzle runs M_max segments): exact accuracy of the
+    fixed-M and the ACT model, and the ACT model's compute steps (mean segments per puzzle over the last
+    quarter of training, ``train_mean_steps``; Fig 5a). Q-head halting at test time (``act_exact``,
+    ``act_mean_steps``) is our addition, shown beside."""
     ok = ok_rows(rows)
     out = []
     for m in sorted(ok["halt_max_steps"].unique()) if len(ok) else []:
         f, a = _pick(ok, halt_max_steps=m, act=False), _pick(ok, halt_max_steps=m, act=True)
-        out.append({"M_max": int(m), "fixed_exact": f["exact_accuracy"] if f is not None else np.nan,
-                    "act_exact": a["act_exact"] if a is not None else np.nan,
-                    "act_mean_steps": a["act_mean_steps"] if a is not None else np.nan})
-    return pd.DataFrame(out, columns=["M_max", "fixed_exact", "act_exact", "act_mean_steps"])
+        get = lambda r, c: float(r[c]) if r is not None and c in r.index else np.nan  # noqa: E731
+        out.append({"M_max": int(m), "fixed_exact": get(f, "exact_accuracy"), "act_exact": get(a, "exact_accuracy"),
+                    "act_train_steps": get(a, "train_mean_steps"), "act_halting_exact": get(a, "act_exact"),
+                    "act_halting_steps": get(a, "act_mean_steps")})
+    return pd.DataFrame(out, columns=["M_max", "fixed_exact", "act_exact", "act_train_steps", "act_halting_exact",
+                                      "act_halting_steps"])
+
+
+ACT_GAP = 0.10  # the largest accuracy gap "trend reproduced" allows: about the paper's own at M_max = 2
 
 
 def act_fewer_steps(rows: pd.DataFrame, grid: pd.DataFrame | None = None) -> Claim:
-    """Fig 5 a-b: ACT halts after fewer segments than M_max at an accuracy close to fixed M = M_max."""
+    """Fig 5 a-b: ACT trains with fewer segments than M_max at an accuracy close to fixed M = M_max."""
     cid = "hrm_act_fewer_steps"
     tab = act_table(rows) if covered(rows, grid) else pd.DataFrame()
-    tab = tab.dropna() if len(tab) else tab
+    tab = tab.dropna(subset=["fixed_exact", "act_exact", "act_train_steps"]) if len(tab) else tab
     if not len(tab):
         return published_claim(cid, "", "pending", "")
     n = n_test_puzzles(ok_rows(rows).iloc[0])
     if (tab[["fixed_exact", "act_exact"]] < 0.01).all().all():
         return published_claim(cid, "exact accuracy ≤ 0.01 for every model", *FLOOR)
-    fewer = tab["act_mean_steps"] <= 0.9 * tab["M_max"]
-    close = [abs(f - a) <= noise(f, a, n, n) for f, a in zip(tab["fixed_exact"], tab["act_exact"])]
-    verdict = ("reproduced" if fewer.all() and all(close) else "trend reproduced" if fewer.all() else "differs")
-    ours = "; ".join(f"M_max={r.M_max}: ACT {r.act_mean_steps:.2f} segments, exact {r.act_exact:.3f} vs fixed "
+    fewer = (tab["act_train_steps"] <= 0.9 * tab["M_max"]).all()
+    gaps = [(f - a, noise(f, a, n, n)) for f, a in zip(tab["fixed_exact"], tab["act_exact"])]
+    verdict = ("reproduced" if fewer and all(g <= nz for g, nz in gaps) else
+               "trend reproduced" if fewer and all(g <= ACT_GAP for g, _ in gaps) else "differs")
+    ours = "; ".join(f"M_max={r.M_max}: ACT {r.act_train_steps:.2f} segments, exact {r.act_exact:.3f} vs fixed "
                      f"{r.fixed_exact:.3f}" for r in tab.itertuples())
     return published_claim(cid, ours, verdict,
-                           "rule: at every M_max, ACT uses ≤ 0.9 M_max segments on average and its exact accuracy is "
-                           "within the noise of fixed M = M_max: reproduced; fewer segments with a larger accuracy "
-                           "gap: trend reproduced (the paper's own gap is 9.6 points at M_max = 2); otherwise differs")
+                           "rule (HRM's protocol: evaluation runs M_max segments; compute steps are the segments used "
+                           "in training): at every M_max, ACT uses ≤ 0.9 M_max segments on average and its exact "
+                           "accuracy is within the noise of fixed M = M_max: reproduced; fewer segments and at most "
+                           f"{ACT_GAP:.0%} behind: trend reproduced; otherwise differs")
 
 
 def inference_scaling(rows: pd.DataFrame, grid: pd.DataFrame | None = None) -> Claim:
-    """Fig 5 c: an ACT model trained with M_max evaluated with a larger M_max (exact with ACT halting)."""
+    """Fig 5 c: an ACT model trained with M_max run for more segments at inference (``exact_at_M{m}``)."""
     cid = "hrm_inference_scaling"
     if not covered(rows, grid, act=True):
         return published_claim(cid, "", "pending", "")
     act = ok_rows(rows)
     act = act[act["act"] == True]  # noqa: E712  (a bool column)
+    evals = sorted(int(c.removeprefix("exact_at_M")) for c in act.columns if c.startswith("exact_at_M"))
     parts, gains, losses = [], 0, 0
-    evals = sorted(int(c.removeprefix("act_exact_Mmax")) for c in act.columns if c.startswith("act_exact_Mmax"))
     for _, r in act.iterrows():
-        m, top = int(r["halt_max_steps"]), max([e for e in evals if finite(r[f"act_exact_Mmax{e}"])], default=0)
+        m = int(r["halt_max_steps"])
+        top = max([e for e in evals if finite(r[f"exact_at_M{e}"])], default=0)
         if top <= m:
             continue
-        a, b = float(r[f"act_exact_Mmax{m}"]), float(r[f"act_exact_Mmax{top}"])
+        a = float(r[f"exact_at_M{m}"]) if f"exact_at_M{m}" in r.index and finite(r[f"exact_at_M{m}"]) else float(r["exact_accuracy"])
+        b = float(r[f"exact_at_M{top}"])
         n = n_test_puzzles(r)
         gains += b - a > noise(a, b, n, n)
         losses += a - b > noise(a, b, n, n)
-        parts.append(f"trained M_max={m}: {a:.3f} at M_max={m}, {b:.3f} at M_max={top}")
+        parts.append(f"trained M_max={m}: {a:.3f} after {m} segments, {b:.3f} after {top}")
     if not parts:
         return published_claim(cid, "", "pending", "")
-    if (act[[f"act_exact_Mmax{e}" for e in evals]] < 0.01).all().all():
+    if (act[[f"exact_at_M{e}" for e in evals]] < 0.01).all().all():
         return published_claim(cid, "exact accuracy ≤ 0.01 at every M_max", *FLOOR)
     verdict = "reproduced" if gains == len(parts) else "trend reproduced" if gains and not losses else "differs"
     return published_claim(cid, "; ".join(parts), verdict,
-                           "rule: exact accuracy with ACT halting at the largest evaluated M_max above that at the "
-                           "training M_max beyond the noise, for every ACT model: reproduced; for some, none "
-                           "worse: trend reproduced; otherwise differs")
+                           "rule: exact accuracy after the largest evaluated number of segments above that after the "
+                           "training M_max beyond the noise, for every ACT model: reproduced; for some, none worse: "
+                           "trend reproduced; otherwise differs")
 
 
 def participation_ratio(rows: pd.DataFrame, grid: pd.DataFrame | None = None) -> Claim:
@@ -247,31 +259,43 @@ def one_step_memory(rows: pd.DataFrame, grid: pd.DataFrame | None = None) -> Cla
     ok = ok_rows(rows)
     if not covered(rows, grid) or not len(ok):
         return published_claim(cid, "", "pending", "")
-    growth = {}
-    for mode in ("one_step", "bptt"):
-        s = ok[ok["grad_mode"] == mode].sort_values("steps_per_segment")
-        if len(s) < 2:
-            return published_claim(cid, "", "pending", "")
-        growth[mode] = (float(s["peak_bytes"].iloc[-1] / s["peak_bytes"].iloc[0]), int(s["steps_per_segment"].iloc[0]),
-                        int(s["steps_per_segment"].iloc[-1]))
-    (g1, lo, hi), (gb, _, _) = growth["one_step"], growth["bptt"]
-    verdict = ("reproduced" if g1 <= 1.1 and gb >= 0.5 * hi / lo else "trend reproduced" if gb > 1.5 * g1
-               else "differs")
-    ours = f"from {lo} to {hi} low-level steps per segment, peak memory x{g1:.2f} (one-step) vs x{gb:.2f} (BPTT)"
+    one, bptt = (ok[ok["grad_mode"] == m].set_index("steps_per_segment")["peak_bytes"].sort_index()
+                 for m in ("one_step", "bptt"))
+    steps = sorted(set(one.index) & set(bptt.index))
+    if len(steps) < 3:
+        return published_claim(cid, "", "pending", "")
+    one, bptt = one.loc[steps].astype(float), bptt.loc[steps].astype(float)
+    flat = one.max() / one.min()
+    excess = bptt - one  # what BPTT stores beyond the one-step gradient
+    linear = float(np.corrcoef(steps, excess)[0, 1]) if excess.std() > 0 else 0.0
+    top = bptt.iloc[-1] / one.iloc[-1]
+    verdict = ("reproduced" if flat <= 1.1 and linear >= 0.95 and top >= 2 else
+               "trend reproduced" if bptt.iloc[-1] / bptt.iloc[0] > flat else "differs")
+    ours = (f"from {steps[0]} to {steps[-1]} low-level steps per segment: one-step peak x{flat:.2f}; BPTT "
+            f"{bptt.iloc[-1] / 2**20:,.0f} MiB vs one-step {one.iloc[-1] / 2**20:,.0f} MiB at {steps[-1]} steps, its excess "
+            f"linear in the steps (Pearson r = {linear:.3f})")
     return published_claim(cid, ours, verdict,
-                           "rule: one-step peak grows ≤ 10% over the grid while BPTT's grows at least half as fast as "
-                           "the number of steps: reproduced; BPTT grows faster than one-step: trend reproduced; "
-                           "otherwise differs")
+                           "rule: one-step peak within 10% over the grid, BPTT's excess over it linear in the number "
+                           "of steps (r ≥ 0.95) and BPTT at least twice one-step at the largest: reproduced; BPTT "
+                           "grows more than one-step: trend reproduced; otherwise differs")
+
+
+def _unless_diverged(claim: Claim, rows: pd.DataFrame, grid: pd.DataFrame | None) -> Claim:
+    """A claim left pending on a whole grid because a run it needs diverged says so."""
+    if claim.verdict != "pending" or not len(rows) or not covered(rows, grid) or not (rows["status"] == "diverged").any():
+        return claim
+    bad = rows[rows["status"] == "diverged"]
+    what = ", ".join(f"{r.get('model', '')} {int(r['n_layers'])}x{int(r['hidden_size'])}" for _, r in bad.iterrows())
+    return published_claim(claim.id, f"diverged (non-finite loss): {what}", "not reproducible here",
+                           "a run this comparison needs diverged at this budget; the page shows the rest")
 
 
 def hrm(depth_width: pd.DataFrame, layers: pd.DataFrame, act: pd.DataFrame, dynamics: pd.DataFrame,
         memory: pd.DataFrame, grids: dict[str, pd.DataFrame | None] | None = None) -> list[Claim]:
     """Verdicts on the chapter's seven claims; ``grids``: experiment name -> its profile's configs."""
     g = grids or {}
-    return [depth_not_width(depth_width, g.get("hrm_depth_width")),
-            recurrence_beats_depth(layers, g.get("hrm_layers_computed")),
-            hrm_beats_both(layers, g.get("hrm_layers_computed")),
-            act_fewer_steps(act, g.get("hrm_act")),
-            inference_scaling(act, g.get("hrm_act")),
-            participation_ratio(dynamics, g.get("hrm_dynamics")),
-            one_step_memory(memory, g.get("hrm_memory"))]
+    checks = [(depth_not_width, depth_width, "hrm_depth_width"), (recurrence_beats_depth, layers, "hrm_layers_computed"),
+              (hrm_beats_both, layers, "hrm_layers_computed"), (act_fewer_steps, act, "hrm_act"),
+              (inference_scaling, act, "hrm_act"), (participation_ratio, dynamics, "hrm_dynamics"),
+              (one_step_memory, memory, "hrm_memory")]
+    return [_unless_diverged(rule(rows, g.get(name)), rows, g.get(name)) for rule, rows, name in checks]

@@ -25,7 +25,9 @@ Artifacts hold every array (residual curves, PCA coordinates, PR curves); metric
 puzzles x 100 augmentations for 3,000 steps at d=256, so the trained-vs-untrained contrast is weaker.
 
 Profiles: ``gpu`` as above; ``cpu`` on the difficulty ladder at d=64 (``hrm_train.cpu_base``): HRM
-(2+2 blocks, fixed M = 4), a 2-block stack looped 8 times, a 16-block Transformer, 2,000 steps each:
+(2+2 blocks, fixed M = 4, and ``cpu_base``'s 2 x 2 cycles, so Fig 3's within-cycle convergence is seen
+over 2 low-level steps, not 4), a 2-block stack looped 8 times, a 16-block Transformer, 2,000 steps each;
+trajectories are ``n_traj`` test puzzles evenly spaced over the ladder's levels:
 3 runs, ~75 min on two 1-thread workers (1-thread ms per step, measured on the idle 2-core
 machine: HRM 754, looped stack 1,437, Transformer 1,554). Smoke 3 runs, seconds.
 
@@ -163,7 +165,9 @@ def run(cfg: DynamicsConfig, device: torch.device) -> Outcome:
     torch.manual_seed(cfg.seed)
     untrained = build_model(cfg).to(device)  # the same init train_and_evaluate starts from
     model, data, metrics, arts = train_and_evaluate(cfg, device)
-    x = data.test_x[: cfg.n_traj].to(device)
+    # Evenly spaced over the test set: the ladder's test rows are ordered by level, so the first n_traj
+    # would all be the easiest level; this takes every level alike (the hard split is unordered).
+    x = data.test_x[torch.linspace(0, len(data.test_x) - 1, cfg.n_traj).round().long()].to(device)
     if cfg.model == "hrm":
         for net, tag in ((model, "trained"), (untrained, "untrained")):
             m, a = hrm_analysis(cfg, net.hrm, x, device, tag)
