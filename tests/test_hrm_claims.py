@@ -101,7 +101,7 @@ def test_memory_rule():
 
 
 def test_level_accuracy_keeps_the_ladder_order():
-    rows = frame({"n_layers": 2, "exact_acc_level_b5": 1.0, "exact_acc_level_b50": 0.2, "exact_acc_level_hard": 0.0})
+    rows = frame({"n_layers": 2, "exact_acc_level_b50": 0.2, "exact_acc_level_b5": 1.0, "exact_acc_level_hard": 0.0})
     long = hrm.level_accuracy(rows, ["n_layers"])
     assert list(long["level"]) == ["b5", "b50", "hard"] and list(long["accuracy"]) == [1.0, 0.2, 0.0]
     assert hrm.n_test_puzzles(rows.iloc[0]) == 2100

@@ -46,7 +46,9 @@ def level_accuracy(rows: pd.DataFrame, by: list[str], metric: str = "exact") -> 
         return pd.DataFrame(columns=[*by, "level", "accuracy"])
     long = rows[[*by, *cols]].melt(id_vars=by, var_name="level", value_name="accuracy")
     long["level"] = long["level"].str.removeprefix(f"{metric}_acc_level_")
-    order = [c.removeprefix(f"{metric}_acc_level_") for c in cols]
+    # ladder order: b5, b10, ..., b50, then hard (the frame's columns come sorted as text)
+    order = sorted((c.removeprefix(f"{metric}_acc_level_") for c in cols),
+                   key=lambda n: (0, int(n[1:])) if n[:1] == "b" and n[1:].isdigit() else (1, n))
     long["level"] = pd.Categorical(long["level"], categories=order, ordered=True)
     return long.sort_values([*by, "level"]).reset_index(drop=True)
 
