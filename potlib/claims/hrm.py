@@ -1,11 +1,12 @@
 """Verdicts on the HRM paper's claims (Wang et al. 2025, arXiv 2506.21734) from the HRM chapter's rows.
 
-Every rule compares exact accuracy (all 81 cells right) over the difficulty ladder's test puzzles
-(``potlib.data.sudoku_ladder``: 100 per level at the ``cpu`` profile), one seed per model. Two
+The accuracy rules compare exact accuracy (all 81 cells right) over the difficulty ladder's test
+puzzles (``potlib.data.sudoku_ladder``: 100 per level at the ``cpu`` profile), one seed per model; two
 accuracies count as different only when they differ by more than twice the standard error of the
-difference (binomial, ``noise``); the rule of each claim is stated in its ``evidence``. A verdict is
-pending until the part of its grid it reads is complete (``grid``: the profile's configs, as
-:func:`potlib.sweep.grid_frame` gives them).
+difference (binomial, ``noise``). The participation-ratio and memory rules read their own metrics. The
+rule of each claim is stated in its ``evidence``. A verdict is pending until the part of its grid it
+reads is done (``grid``: the profile's configs, as :func:`potlib.sweep.grid_frame` gives them); a
+diverged run it needs gives "not reproducible here" (:func:`hrm`).
 """
 
 from __future__ import annotations
