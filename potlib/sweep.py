@@ -334,9 +334,8 @@ def run_sweep(
     root = Path(root or default_root(profile))
     configs, todo = missing_configs(name, profile, root, force, stale)
     if where:
-        kept = {cfg_id(name, c) for c in select(configs, where)}
-        configs = [c for c in configs if cfg_id(name, c) in kept]
-        todo = [c for c in todo if cfg_id(name, c) in kept]
+        configs = select(configs, where)
+        todo = [c for c in todo if c in configs]
     if n_shards > 1:
         mine = {cfg_id(name, c) for i, c in enumerate(configs) if i % n_shards == k}
         configs = [c for c in configs if cfg_id(name, c) in mine]
@@ -419,7 +418,7 @@ def ensure_rows(name: str, profile: str, recompute: bool = False, root: Path | s
 
 def grid_frame(name: str, profile: str):
     """The configs of ``profile`` as a DataFrame, one row each: what a verdict on a part of the grid checks
-    its rows against (``potlib.claims.credit.covered``)."""
+    its rows against (``potlib.claims.core.covered``)."""
     import pandas as pd
 
     return pd.DataFrame([c.to_dict() for c in experiments.get(name).configs(profile)])
