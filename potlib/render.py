@@ -70,7 +70,8 @@ def provenance_line(*frames: pd.DataFrame) -> str:
     datasets = sorted(set(df["prov_dataset"].dropna()))
     if len(datasets) > 3:  # e.g. one teacher per (α, depth): name the family, count the variants
         families = sorted({re.sub(r"\s*\(.*\)\s*$", "", d) for d in datasets})
-        datasets = [f"{f} ({sum(d.startswith(f) for d in datasets)} variants)" for f in families]
+        counts = {f: sum(d.startswith(f) for d in datasets) for f in families}
+        datasets = [f + (f" ({n} variants)" if n > 1 else "") for f, n in counts.items()]
     status = df["status"].value_counts().to_dict()
     st = "" if set(status) == {"ok"} else " (" + ", ".join(f"{v} {k}" for k, v in status.items()) + ")"
     devices = sorted({re.sub(r"\b1 threads\b", "1 thread", d) for d in devices})  # rows written before the fix
@@ -112,7 +113,13 @@ def markdown_table(df: pd.DataFrame, links: bool = False) -> str:
     # astype(str) keeps missing values missing under pandas' string dtype: they print as "–"
     esc = df.astype(str).apply(lambda col: col.map(lambda v: _escape(v if isinstance(v, str) else "–", links)))
     esc.columns = [_escape(str(c), False) for c in esc.columns]
-    return esc.to_markdown(index=False)
+    # the cells are already formatted: tabulate must not re-parse "1.0000" as 1; numeric columns still align right
+    def numeric(col: pd.Series) -> bool:
+        as_num = pd.to_numeric(col.astype(str).str.replace(",", ""), errors="coerce")
+        return bool(as_num.notna().any() and (as_num.notna() | col.isna() | (col.astype(str) == "–")).all())
+
+    align = ["right" if numeric(df.iloc[:, i]) else "left" for i in range(df.shape[1])]
+    return esc.to_markdown(index=False, disable_numparse=True, colalign=align)
 
 
 def save_figure(fig, name: str) -> Path | None:
@@ -134,6 +141,12 @@ def verdict_box(verdicts: pd.DataFrame, title: str = "Claims and verdicts") -> s
     counts = verdicts["verdict"].value_counts()
     summary = ", ".join(f"{n} {v}" for v, n in counts.items())
     return f":::{{admonition}} {title} ({summary})\n:class: tip\n\n{table}\n\n:::\n"
+
+
+def summary_box(text: str, title: str = "What this page finds") -> str:
+    """The opening box of a page that tests no published claim (a diagnosis, an experiment beyond the papers): its
+    findings, generated from the rows, in the same place and style as a chapter's verdict box."""
+    return f":::{{admonition}} {title}\n:class: tip\n\n{text}\n\n:::\n"
 
 
 def _fmt(v) -> str:

@@ -240,6 +240,17 @@ def test_page_tables_show_a_dash_for_missing_or_infinite_values():
     assert box.startswith(":::{admonition} Claims and verdicts (1 differs)") and "a\\_b" in box and "x\\|y" in box
 
 
+def test_page_tables_keep_the_digits_they_were_given_and_align_numbers_right():
+    import pandas as pd
+
+    from potlib import render
+
+    table = render.markdown_table(pd.DataFrame({"cos": ["1.0000", "0.5246"], "rule": ["a", "b"], "n": ["1,000", "–"]}))
+    header, rule, first = table.splitlines()[:3]
+    assert "1.0000" in first  # tabulate would print 1
+    assert [c[0] + c[-1] for c in rule.split("|")[1:-1]] == ["-:", ":-", "-:"]  # right, left, right
+
+
 def test_where_runs_only_the_matching_part_of_a_grid(toy_env, capsys):
     root = toy_env / "res"
     assert cli(["run", "toy", "--profile", "smoke", "--results-dir", str(root), "--quiet", "--where", "seed=1,2",

@@ -49,3 +49,19 @@ def test_ablation_verdicts_wait_for_the_whole_grid():
     grid = pd.concat([rows, rows.assign(seed=123)])[["s_type", "tgw", "wr", "seed"]]
     assert {c.verdict for c in credit.ablations(rows, grid)} == {"pending"}
     assert credit.ablations(rows)[0].verdict == "trend reproduced"  # no grid: the caller vouches for the rows
+
+
+def test_cifar_scan_verdict_and_text_follow_the_rows():
+    rows = _rows({(0.0, L, m): 0.05 for L in (2, 12) for m in ("BP", "DFA", "SB", "CB")})
+    rows["test_acc"] = [0.5, 0.3, 0.31, 0.32, 0.4, 0.3, 0.25, 0.2]
+    grid = rows[["alpha", "n_layers", "method", "seed"]]
+    published = pd.DataFrame({"L": [2, 12], "method": ["CB", "CB"], "acc": [0.311, 0.239], "gamma": [0.2, 0.03],
+                              "rho": [0.03, 0.001]})
+    assert credit.no_goldilocks(rows, grid).verdict == "reproduced"  # CB's ρ 0.05 < 0.1 at every depth
+    text = credit.cifar_text(rows, published)
+    assert "CB 0.320 → 0.200 (memo 0.311 → 0.239)" in text and "CB +0.050;" not in text and "CB +0.050." in text
+    useful = rows.assign(rho=[1.0, 0.01, 0.2, 0.3, 1.0, 0.01, 0.2, 0.3])
+    assert credit.no_goldilocks(useful, grid).verdict == "differs"  # L = 2: ρ 0.3 and accuracy 0.32 ≥ DFA's 0.3
+    table = credit.cifar_table(useful, published)
+    assert list(table.columns) == ["L", "rule", "accuracy: ours (memo)", "Γ: ours (memo)", "ρ: ours (memo)"]
+    assert table.set_index(["L", "rule"]).loc[(12, "CB"), "accuracy: ours (memo)"] == "0.200 (0.239)"

@@ -73,6 +73,23 @@ def test_machinery_is_hidden_from_the_page(notebook):
             assert {"hide-input", "remove-input", "remove-cell"} & set(tags), f"{notebook.name}: cell {i} shows its code"
 
 
+MAX_TABLE_COLUMNS = 6  # STYLE.md "Book pages": wider tables scroll sideways or crush their cells at the book's width
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_tables_on_the_page_fit_its_width(notebook):
+    """Every Markdown table a notebook shows (its stored display outputs) has at most six columns."""
+    import re
+
+    rule = re.compile(r"^\|(\s*:?-+:?\s*\|)+$")  # a Markdown table's header rule, e.g. |:---|---:|
+    for i, cell in enumerate(_code_cells(notebook)):
+        for out in cell.get("outputs", []):
+            for line in out.get("data", {}).get("text/markdown", "").splitlines():
+                if rule.match(line.strip()):
+                    n = line.strip().count("|") - 1
+                    assert n <= MAX_TABLE_COLUMNS, f"{notebook.name}: cell {i} shows a table of {n} columns"
+
+
 CONTROL = [chr(c) for c in range(32) if chr(c) not in "\n\t"] + ["\x7f"]
 
 

@@ -64,14 +64,14 @@ def published_claim(claim_id: str, ours: str, verdict: str, evidence: str) -> Cl
         raise KeyError(f"claim id {claim_id!r} is not in data/published/claims.csv; known: {', '.join(known.index)}")
     r = known.loc[claim_id]
     if verdict == "pending":  # the numbers that would decide it are missing (NaN): say so, not "nan"
-        ours = "no rows yet at this profile"
+        ours = "waits until its grid is complete at this profile"
     return Claim(r["chapter"], r["claim"], r["source"], r["published"], ours, verdict, evidence, claim_id)
 
 
 def pending(found: list[Claim]) -> list[Claim]:
     """The published claims that no verdict in ``found`` covers yet, as ``pending``."""
     done = {c.id for c in found if c.id}
-    return [Claim(r.chapter, r.claim, r.source, r.published, "no rows yet", "pending",
+    return [Claim(r.chapter, r.claim, r.source, r.published, "waits for its experiments' rows", "pending",
                   "the experiments behind this claim have not produced rows in this edition", r.id)
             for r in _claims_list().itertuples() if r.id not in done]
 

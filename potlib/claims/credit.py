@@ -82,6 +82,12 @@ def pm(mean: float, std: float, digits: int = 3) -> str:
     return f"{mean:.{digits}f}" + (f" ± {std:.{digits}f}" if finite(std) else "")
 
 
+def beside(ours: str, memo: float) -> str:
+    """A table cell with ours first and the memo's value in brackets: '0.408 ± 0.035 (0.452)'; ours alone where the
+    memo gives no number. One column per quantity keeps the comparison tables within six columns (issue 15)."""
+    return f"{ours} ({memo:.3g})" if finite(memo) else ours
+
+
 def cb_beats_at_alpha1(ladder: pd.DataFrame, grid: pd.DataFrame | None = None) -> Claim:
     """At α = 1, mean Γ over seeds of CB above both SB's and DFA's, at every depth of the grid.
 
@@ -184,7 +190,9 @@ def warmup_tradeoff(abl: pd.DataFrame) -> Claim:
         rg = float(c["wr"].corr(c["gamma"], method="spearman"))
         ra = float(c["wr"].corr(c["test_acc"], method="spearman"))
         verdicts.append(rg <= -0.6 and ra >= 0.6)
-        parts.append(f"{s}: Γ {c['gamma'].iloc[0]:.3f} → {c['gamma'].iloc[-1]:.3f}, accuracy "
+        reading = ("a trade-off" if verdicts[-1] else "no trade-off: both rise" if rg >= 0.6 and ra >= 0.6 else
+                   "no trade-off")
+        parts.append(f"{s}, {reading}: Γ {c['gamma'].iloc[0]:.3f} → {c['gamma'].iloc[-1]:.3f}, accuracy "
                      f"{c['test_acc'].iloc[0]:.3f} → {c['test_acc'].iloc[-1]:.3f} from wr={c['wr'].iloc[0]:g} to "
                      f"{c['wr'].iloc[-1]:g} (rank correlations with wr {rg:+.2f} and {ra:+.2f})")
     verdict = ("pending" if not verdicts else "reproduced" if all(verdicts) else
@@ -221,7 +229,8 @@ def ablations(rows: pd.DataFrame, grid: pd.DataFrame | None = None) -> list[Clai
 
 
 def ablation_table(rows: pd.DataFrame, published: pd.DataFrame) -> pd.DataFrame:
-    """One line per published ablation setting: the memo's Γ, ρ, accuracy beside ours (mean ± sd)."""
+    """One line per published ablation setting: ours (mean ± sd over seeds) with the memo's value in brackets, for Γ,
+    ρ and accuracy, and the number of seeds."""
     out = []
     for r in published.itertuples():
         s_type = str(r.s_type).replace("(h_L)", "")
@@ -229,23 +238,26 @@ def ablation_table(rows: pd.DataFrame, published: pd.DataFrame) -> pd.DataFrame:
         stat = {c: (ours[c].mean(), ours[c].std()) if len(ours) else (float("nan"), float("nan"))
                 for c in ("gamma", "rho", "test_acc")}
         out.append({"ablation": r.ablation, "setting": f"{s_type}, tgw {r.tgw:g}, wr {r.wr:g}",
-                    "Γ memo": r.gamma, "Γ ours": pm(*stat["gamma"]), "ρ memo": r.rho, "ρ ours": pm(*stat["rho"]),
-                    "accuracy memo": r.acc, "accuracy ours": pm(*stat["test_acc"]), "seeds": len(ours)})
+                    "Γ: ours (memo)": beside(pm(*stat["gamma"]), r.gamma),
+                    "ρ: ours (memo)": beside(pm(*stat["rho"]), r.rho),
+                    "accuracy: ours (memo)": beside(pm(*stat["test_acc"]), r.acc), "seeds": len(ours)})
     return pd.DataFrame(out)
 
 
 def ladder_table(ladder: pd.DataFrame, published: pd.DataFrame, alpha: float = 1.0) -> pd.DataFrame:
-    """At ``alpha``: per depth and rule, the memo's Γ and ρ beside ours (mean ± sd over seeds) and accuracy."""
+    """At ``alpha``: per depth and rule, Γ and ρ (ours, mean ± sd over seeds, with the memo's value in brackets),
+    our accuracy and the number of seeds."""
     m = mean_table(ladder[ladder["alpha"] == alpha] if len(ladder) else ladder, ["n_layers", "method"])
     pub = published[published["alpha"] == alpha].set_index(["L", "method"])
     out = []
     for r in m.itertuples():
         key = (r.n_layers, r.method)
         memo = pub.loc[key] if key in pub.index else None
+        nan = float("nan")
         out.append({"L": r.n_layers, "rule": r.method,
-                    "Γ memo": memo["gamma"] if memo is not None else float("nan"), "Γ ours": pm(r.gamma_mean, r.gamma_std),
-                    "ρ memo": memo["rho"] if memo is not None else float("nan"), "ρ ours": pm(r.rho_mean, r.rho_std),
-                    "accuracy ours": pm(r.test_acc_mean, r.test_acc_std), "seeds": r.seeds})
+                    "Γ: ours (memo)": beside(pm(r.gamma_mean, r.gamma_std), memo["gamma"] if memo is not None else nan),
+                    "ρ: ours (memo)": beside(pm(r.rho_mean, r.rho_std), memo["rho"] if memo is not None else nan),
+                    "accuracy (ours)": pm(r.test_acc_mean, r.test_acc_std), "seeds": r.seeds})
     return pd.DataFrame(out)
 
 
@@ -343,8 +355,36 @@ def no_goldilocks(cifar: pd.DataFrame, grid: pd.DataFrame | None = None) -> Clai
                            "none at any depth: reproduced; one or more: differs (one seed)")
 
 
+def cifar_text(cifar: pd.DataFrame, published: pd.DataFrame) -> str:
+    """'What the rows show' for the CIFAR-10 scan: each rule's accuracy from the shallowest to the deepest scanned
+    depth beside the memo's, and the range of each rule's ρ against the ρ a useful credit needs (GOLDILOCKS_RHO)."""
+    ok = ok_rows(cifar)
+    if ok.empty:
+        return "No run of the scan exists in this edition yet."
+    lo, hi = int(ok["n_layers"].min()), int(ok["n_layers"].max())
+    acc, rho = [], []
+    for rule in ("BP", "DFA", "SB", "CB"):
+        mine = ok[ok["method"] == rule].set_index("n_layers")
+        if lo in mine.index and hi in mine.index and lo != hi:
+            memo = published[(published["method"] == rule) & published["L"].isin([lo, hi])].set_index("L")
+            ref = (f" (memo {memo.loc[lo, 'acc']:.3f} → {memo.loc[hi, 'acc']:.3f})"
+                   if {lo, hi} <= set(memo.index) else "")
+            acc.append(f"{rule} {mine.loc[lo, 'test_acc']:.3f} → {mine.loc[hi, 'test_acc']:.3f}{ref}")
+        if rule != "BP" and len(mine):
+            a, b = f"{mine['rho'].min():+.3f}", f"{mine['rho'].max():+.3f}"
+            rho.append(f"{rule} {a}" + (f" to {b}" if b != a else ""))
+    out = []
+    if acc:
+        out.append(f"Test accuracy from L = {lo} to L = {hi}: " + "; ".join(acc) + ".")
+    if rho:
+        out.append(f"ρ over the scanned depths (a locally useful credit needs ρ ≥ {GOLDILOCKS_RHO}; backprop's is 1): "
+                   + "; ".join(rho) + ".")
+    return " ".join(out)
+
+
 def cifar_table(cifar: pd.DataFrame, published: pd.DataFrame) -> pd.DataFrame:
-    """Per depth and rule (ours or the memo's): accuracy, Γ, ρ, ours beside the memo's (one seed each)."""
+    """Per depth and rule (ours or the memo's): accuracy, Γ and ρ, ours with the memo's value in brackets (one seed
+    each; '–' where we have no row)."""
     ok = ok_rows(cifar)
     pub = published.set_index(["L", "method"])
     ours = ok.set_index(["n_layers", "method"]) if len(ok) else None
@@ -356,7 +396,7 @@ def cifar_table(cifar: pd.DataFrame, published: pd.DataFrame) -> pd.DataFrame:
         mine = ours.loc[(L, rule)] if ours is not None and (L, rule) in ours.index else None
         row = {"L": L, "rule": rule}
         for name, m, o in (("accuracy", "acc", "test_acc"), ("Γ", "gamma", "gamma"), ("ρ", "rho", "rho")):
-            row[f"{name} memo"] = memo[m] if memo is not None else nan
-            row[f"{name} ours"] = float(mine[o]) if mine is not None else nan
+            row[f"{name}: ours (memo)"] = beside(pm(float(mine[o]) if mine is not None else nan, nan),
+                                                 memo[m] if memo is not None else nan)
         out.append(row)
-    return pd.DataFrame(out, columns=["L", "rule", "accuracy memo", "accuracy ours", "Γ memo", "Γ ours", "ρ memo", "ρ ours"])
+    return pd.DataFrame(out, columns=["L", "rule", "accuracy: ours (memo)", "Γ: ours (memo)", "ρ: ours (memo)"])

@@ -36,7 +36,7 @@ def gradient_flow(depth: pd.DataFrame, softmax: pd.DataFrame, clipping: pd.DataF
         "without the identity path, gradients to early layers vanish",
         f"depth {L_nr}: at init ‖dL/dh_0‖ is {nores0:.2f} without residual vs {pre0:.2f} pre-norm"
         f"{'' if at_init else ' (LayerNorm keeps it)'}; "
-        f"after training the first block gets 10^{s_nr_t:+.1f} of the last block's gradient vs 10^{s_pre_t:+.1f}, "
+        f"after training the first block gets {10 ** s_nr_t:.1e} times the last block's gradient vs {10 ** s_pre_t:.2g}, "
         f"and accuracy is {acc_nores:.2f} vs {acc_pre:.2f}",
         "reproduced" if at_init and trained else "trend reproduced" if trained else "differs",
         "rule: reproduced if the no-residual stack's gradient vanishes (< 0.1x) at init and after training (first/last "
@@ -184,7 +184,7 @@ def frozen_context(frozen: pd.DataFrame) -> list[Claim]:
     ))
     err = float(frozen["dalpha_dq_max_abs_err"].max())
     out.append(Claim(
-        CH_FLOW, "∂α_ij/∂q_i = α_ij (k_j − Σ_l α_il k_l)/√d, frozen keys included", f"{SEED002}, Mathematical Detail",
+        CH_FLOW, "∂αᵢⱼ/∂qᵢ = αᵢⱼ (kⱼ − Σₗ αᵢₗ kₗ)/√d, frozen keys included", f"{SEED002}, Mathematical Detail",
         "closed form", f"max abs(closed form − autograd) = {err:.1e} (float64, every row)",
         "reproduced" if err < 1e-10 else "differs", "rule: < 1e-10 in float64",
     ))

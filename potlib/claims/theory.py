@@ -17,10 +17,10 @@ def gradient_modes_theory(theory: pd.DataFrame) -> list[Claim]:
     cos = float(theory[theory["gamma"] == gam]["cos"].min())
     claims = [
         Claim(
-            "Gradient modes: theory", "Last-iterate error decays like γ^T with the number of iterations", "seed 000, §8",
-            "‖∇full − ∇last‖ = O(γ^T ‖∇θF‖)",
+            "Gradient modes: theory", "Last-iterate error decays like γᵀ with the number of iterations", "seed 000, §8",
+            "‖∇full − ∇last‖ = O(γᵀ ‖∇θF‖)",
             f"relative error at γ={gam:g}: {mean.loc[gam, t3]:.3f} at T={t3}, {mean.loc[gam, t_hi]:.3f} at T={t_hi} "
-            f"(γ^T would be {gam ** t3:.3f} and {gam ** t_hi:.1e})",
+            f"(γᵀ would be {gam ** t3:.3f} and {gam ** t_hi:.1e})",
             "reproduced" if decays else "differs",
             "rule: error at the largest T below half the error at T=2 for every γ; it plateaus instead",
         ),
@@ -53,7 +53,7 @@ def summary_text(theory: pd.DataFrame) -> str:
         f"By T = {t_hi} it is {hi.loc[g_lo]:.3f} at γ = {g_lo:g} and {hi.loc[g_hi]:.3f} at γ = {g_hi:g}, "
         f"against {mid.loc[g_lo]:.3f} and {mid.loc[g_hi]:.3f} within the first iterations.",
         "The error therefore decays with T, as seed 000 states." if decays else
-        "The error does not decay like γ^T: after the first iterations it stays at a level set by the contraction "
+        "The error does not decay like γᵀ: after the first iterations it stays at a level set by the contraction "
         f"factor (worst case of the dropped terms: γ/(1 − γ) = {g_lo / (1 - g_lo):.2f} at γ = {g_lo:g}).",
         f"The cosine between the two gradients stays at or above {cos.loc[g_lo]:.3f} at γ = {g_lo:g} and "
         f"{cos.loc[g_hi]:.3f} at γ = {g_hi:g}, so the last-iterate gradient "
