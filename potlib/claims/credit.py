@@ -25,7 +25,7 @@ def collapse_text(rows: pd.DataFrame, memo: pd.Series, root, baseline: str) -> s
     refs = rows[rows["method"] != "CB"].set_index("setting")
     falls = float(curve[-1]) < 0.8 * peak
     parts = [
-        f"With credit divided by its RMS (SPEC 3.3), Γ peaks at {peak:.3f} (epoch {peak_at}) and ends at {curve[-1]:.3f} "
+        f"With credit divided by its RMS (our first reading of the memos), Γ peaks at {peak:.3f} (epoch {peak_at}) and ends at {curve[-1]:.3f} "
         f"after {len(curve)} epochs ({'it falls' if falls else 'it does not fall'} as training goes on), with test "
         f"accuracy {d['test_acc']:.3f} and ‖h_L‖ going from {norms[0]:.3g} to {norms[-1]:.3g}; the memo reports "
         f"Γ {memo['gamma']:.3f} and accuracy {memo['acc']:.3f} at 80 epochs.",
