@@ -249,11 +249,10 @@ def ladder_table(ladder: pd.DataFrame, published: pd.DataFrame, alpha: float = 1
     our accuracy and the number of seeds."""
     m = mean_table(ladder[ladder["alpha"] == alpha] if len(ladder) else ladder, ["n_layers", "method"])
     pub = published[published["alpha"] == alpha].set_index(["L", "method"])
-    out = []
+    out, nan = [], float("nan")
     for r in m.itertuples():
         key = (r.n_layers, r.method)
         memo = pub.loc[key] if key in pub.index else None
-        nan = float("nan")
         out.append({"L": r.n_layers, "rule": r.method,
                     "Γ: ours (memo)": beside(pm(r.gamma_mean, r.gamma_std), memo["gamma"] if memo is not None else nan),
                     "ρ: ours (memo)": beside(pm(r.rho_mean, r.rho_std), memo["rho"] if memo is not None else nan),
