@@ -132,7 +132,7 @@ def gradient_flow(depth: pd.DataFrame, softmax: pd.DataFrame, clipping: pd.DataF
         CH_FLOW, "Clipping at max_norm=1.0 only kicks in when gradients are abnormally large", f"{SEED004}, Gradient Clipping",
         "only kicks in when gradients are abnormally large",
         "steps clipped at max_norm=1.0: " + ", ".join(f"{f:.0%} at lr {lr:g}" for lr, f in fracs.items())
-        + " (post-norm stack; Figure 4 shows where they fall)",
+        + " (post-norm stack; the gradient-flow page says in which steps)",
         "reproduced" if max(fracs.values()) < 0.2 else "differs",
         "rule: clipping acts on < 20% of steps at every learning rate",
     ))
