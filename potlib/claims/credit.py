@@ -25,7 +25,8 @@ def collapse_text(rows: pd.DataFrame, memo: pd.Series, root, baseline: str) -> s
     refs = rows[rows["method"] != "CB"].set_index("setting")
     falls = float(curve[-1]) < 0.8 * peak
     parts = [
-        f"With credit divided by its RMS (our first reading of the memos), Γ peaks at {peak:.3f} (epoch {peak_at}) and ends at {curve[-1]:.3f} "
+        f"With credit divided by its RMS (our first reading of the memos), Γ peaks at {peak:.3f} (epoch {peak_at}) "
+        f"and ends at {curve[-1]:.3f} "
         f"after {len(curve)} epochs ({'it falls' if falls else 'it does not fall'} as training goes on), with test "
         f"accuracy {d['test_acc']:.3f} and ‖h_L‖ going from {norms[0]:.3g} to {norms[-1]:.3g}; the memo reports "
         f"Γ {memo['gamma']:.3f} and accuracy {memo['acc']:.3f} at 80 epochs.",
@@ -228,6 +229,9 @@ def ablations(rows: pd.DataFrame, grid: pd.DataFrame | None = None) -> list[Clai
     return [deltaL_beats_eT(rows), warmup_tradeoff(rows), proj_destroys(rows)]
 
 
+ABLATION_AXES = {"s_type": "conditioning", "tgw": "terminal gradient weight", "warmup": "DFA warmup"}  # memo's names
+
+
 def ablation_table(rows: pd.DataFrame, published: pd.DataFrame) -> pd.DataFrame:
     """One line per published ablation setting: ours (mean ± sd over seeds) with the memo's value in brackets, for Γ,
     ρ and accuracy, and the number of seeds."""
@@ -237,7 +241,8 @@ def ablation_table(rows: pd.DataFrame, published: pd.DataFrame) -> pd.DataFrame:
         ours = _setting(rows, s_type, float(r.tgw), float(r.wr))
         stat = {c: (ours[c].mean(), ours[c].std()) if len(ours) else (float("nan"), float("nan"))
                 for c in ("gamma", "rho", "test_acc")}
-        out.append({"ablation": r.ablation, "setting": f"{s_type}, tgw {r.tgw:g}, wr {r.wr:g}",
+        out.append({"axis changed": ABLATION_AXES.get(r.ablation, r.ablation),
+                    "setting": f"{s_type}, tgw {r.tgw:g}, wr {r.wr:g}",
                     "Γ: ours (memo)": beside(pm(*stat["gamma"]), r.gamma),
                     "ρ: ours (memo)": beside(pm(*stat["rho"]), r.rho),
                     "accuracy: ours (memo)": beside(pm(*stat["test_acc"]), r.acc), "seeds": len(ours)})
