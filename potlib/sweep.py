@@ -335,7 +335,8 @@ def run_sweep(
     configs, todo = missing_configs(name, profile, root, force, stale)
     if where:
         configs = select(configs, where)
-        todo = [c for c in todo if c in configs]
+        kept = set(configs)  # configs are frozen dataclasses: hashable
+        todo = [c for c in todo if c in kept]
     if n_shards > 1:
         mine = {cfg_id(name, c) for i, c in enumerate(configs) if i % n_shards == k}
         configs = [c for c in configs if cfg_id(name, c) in mine]
