@@ -122,6 +122,22 @@ def markdown_table(df: pd.DataFrame, links: bool = False) -> str:
     return esc.to_markdown(index=False, disable_numparse=True, colalign=align)
 
 
+def cell(fmt: str = "{:.3f}"):
+    """A formatter for one table column: numbers through ``fmt``, missing values (NaN: nothing measured, e.g. a
+    diverged run) as "–", text (a published cell such as "≈1") unchanged. Use as ``df[col].map(render.cell())``."""
+    def format_one(v) -> str:
+        if isinstance(v, str):
+            return v
+        return "–" if v is None or v != v else fmt.format(v)
+    return format_one
+
+
+def published_points(ax, x, y, color, label: str | None = None, size: float = 45):
+    """Published values drawn as hollow diamonds over our curves: visible without hiding our points, and the same
+    marker on every page (the legend or caption names the source and its budget)."""
+    return ax.scatter(x, y, marker="D", s=size, facecolor="none", edgecolor=color, linewidth=1.4, zorder=5, label=label)
+
+
 def save_figure(fig, name: str) -> Path | None:
     """Figures are shown inline by the notebook; nothing is written unless POTLIB_FIGURES is set."""
     import os

@@ -251,6 +251,22 @@ def test_page_tables_keep_the_digits_they_were_given_and_align_numbers_right():
     assert [c[0] + c[-1] for c in rule.split("|")[1:-1]] == ["-:", ":-", "-:"]  # right, left, right
 
 
+def test_column_formatter_and_published_markers_are_one_style():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from potlib import render
+
+    two = render.cell("{:.2f}")
+    assert [two(v) for v in (0.456, float("nan"), None, "≈1")] == ["0.46", "–", "–", "≈1"]
+    fig, ax = plt.subplots()
+    points = render.published_points(ax, [1, 2], [0.3, 0.4], "C1", label="memo")
+    assert points.get_label() == "memo" and (points.get_facecolor().size == 0 or points.get_facecolor()[0][3] == 0)
+    plt.close(fig)
+
+
 def test_where_runs_only_the_matching_part_of_a_grid(toy_env, capsys):
     root = toy_env / "res"
     assert cli(["run", "toy", "--profile", "smoke", "--results-dir", str(root), "--quiet", "--where", "seed=1,2",
