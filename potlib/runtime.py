@@ -153,15 +153,16 @@ def _potlib_imports(path: Path) -> set[str]:
 
 
 @functools.lru_cache(maxsize=None)
-def code_fingerprint(module: str) -> str:
+def code_fingerprint(module: str, leave_out: frozenset[str] = frozenset()) -> str:
     """12-hex hash of ``module``'s code (docstrings and comments left out) and of every potlib module it
-    imports, transitively.
+    imports, transitively, except the modules in ``leave_out`` (and what only they import).
 
     The registry and the runner (``potlib.experiments``, ``potlib.sweep``, ``potlib.cli``) and the
     rendering layer are left out: they decide how a run is scheduled or drawn, not what it computes.
+    ``leave_out`` is for code that some rows do not run (see :func:`potlib.sweep.fingerprint`).
     """
     skip = {"potlib.experiments", "potlib.sweep", "potlib.cli", "potlib.render", "potlib.runtime", "potlib.results",
-            "potlib.provenance", "potlib.config"}
+            "potlib.provenance", "potlib.config", *leave_out}
     seen: dict[str, Path] = {}
     todo = [module]
     while todo:

@@ -57,8 +57,31 @@ def cpu_threads(concurrent_runs: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(1, concurrent_runs))
 
 
-def fingerprint(exp: experiments.Experiment) -> str:
-    return runtime.code_fingerprint(exp.run.__module__)
+def grouped_only_modules() -> frozenset[str]:
+    """The modules that train same-shaped configs together (each experiment's ``run_group``): a run trained alone
+    never executes them, and the tests hold grouped training equal to one-at-a-time training."""
+    mods = set()
+    for n in experiments.names():
+        group = experiments.get(n).run_group
+        if group is not None:
+            mods.add(getattr(group, "func", group).__module__)  # run_group may be a functools.partial
+    return frozenset(mods)
+
+
+def fingerprint(exp: experiments.Experiment, grouped: bool = False) -> str:
+    """Hash of the code that computes a row of ``exp`` (:func:`potlib.runtime.code_fingerprint`).
+
+    A run trained alone (``grouped=False``) is hashed without the grouped-training modules, so that work on
+    replica training leaves rows made one at a time fresh; rows made by ``run_group`` (``grouped=True``, their
+    provenance has ``replica_group``) include it.
+    """
+    return runtime.code_fingerprint(exp.run.__module__, frozenset() if grouped else grouped_only_modules())
+
+
+def is_stale(exp: experiments.Experiment, row: dict) -> bool:
+    """Whether ``row`` was made by code that has changed since (rows from before fingerprints count as fresh)."""
+    stored = row["provenance"].get("code_fingerprint")
+    return stored is not None and stored != fingerprint(exp, grouped="replica_group" in row["provenance"])
 
 
 def run_one(name: str, config: Config, profile: str, root: Path | str, device: torch.device | None = None) -> dict:
@@ -131,13 +154,12 @@ def missing_configs(name: str, profile: str, root: Path | str | None = None, for
     if force:
         return configs, list(configs)
     rows = {r["cfg_id"]: r for r in store.rows(name)}
-    now = fingerprint(exp) if stale else None
 
     def needed(c: Config) -> bool:
         r = rows.get(cfg_id(name, c))
         if r is None or r["status"] not in DONE_STATUSES:
             return True
-        return stale and r["provenance"].get("code_fingerprint") not in (None, now)
+        return stale and is_stale(exp, r)
 
     return configs, [c for c in configs if needed(c)]
 
@@ -245,7 +267,7 @@ def run_group(exp: experiments.Experiment, name: str, group: list[Config], profi
             o = outcomes[i]
             status, err = runtime.classify(o)
             result = runtime.RunResult(status, err, dict(o.metrics), dict(o.artifacts), o, wall)
-        rows.append(runtime.write_row(store, name, c, profile, result, device, fingerprint(exp),
+        rows.append(runtime.write_row(store, name, c, profile, result, device, fingerprint(exp, grouped=True),
                                       replica_group=len(group)))
     return rows
 
@@ -411,8 +433,7 @@ def ensure_rows(name: str, profile: str, recompute: bool = False, root: Path | s
 
         frame = pd.DataFrame(columns=["cfg_id", "experiment", "profile", "status",
                                       *(f.name for f in dataclasses.fields(exp.config_cls))])
-    now = fingerprint(exp)
-    frame["stale"] = [rows[i]["provenance"].get("code_fingerprint") not in (None, now) for i in ids]
+    frame["stale"] = [is_stale(exp, rows[i]) for i in ids]
     frame.attrs["expected"] = expected
     return frame
 
@@ -432,7 +453,6 @@ def status_frame(profiles=experiments.PROFILES, root: Path | str | None = None):
     records = []
     for name in experiments.names():
         exp = experiments.get(name)
-        now = fingerprint(exp)
         for profile in profiles:
             if profile not in exp.profiles:
                 continue
@@ -450,7 +470,7 @@ def status_frame(profiles=experiments.PROFILES, root: Path | str | None = None):
             rec["done"] = sum(r["status"] in DONE_STATUSES for r in rows)
             rec["diverged"] = sum(r["status"] == "diverged" for r in rows)
             rec["failed"] = sum(r["status"] == "failed" for r in rows)
-            rec["stale"] = sum(r["provenance"].get("code_fingerprint") not in (None, now) for r in rows)
+            rec["stale"] = sum(is_stale(exp, r) for r in rows)
             rec["wall_h"] = round(sum(float(r["provenance"].get("wall_seconds") or 0) for r in rows) / 3600, 4)
             rec["devices"] = "; ".join(sorted({r["provenance"].get("device", "?") for r in rows}))
             # elapsed wall time of the logged sweeps (runs in parallel count once); older rows have no log

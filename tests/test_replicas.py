@@ -182,3 +182,49 @@ def test_replicas_executor_matches_inline(tmp_path):
     np.testing.assert_allclose(fa["test_acc"], fb["test_acc"], atol=1e-6)
     np.testing.assert_allclose(fa["gamma"], fb["gamma"], rtol=1e-4, atol=1e-6)
     assert (fb.loc[fb["method"].isin(["BP", "DFA"]), "prov_replica_group"] > 1).all()
+
+
+def test_replica_code_is_in_the_fingerprint_of_grouped_rows_only(monkeypatch, tmp_path):
+    """Work on replica training leaves rows trained one at a time fresh; rows trained as a group go stale."""
+    import json
+    import runpy
+    from pathlib import Path
+
+    from potlib import experiments, runtime, sweep
+    from potlib.config import cfg_id
+    from potlib.results import ResultStore
+
+    exp = experiments.get("credit_ladder")
+    before = {g: sweep.fingerprint(exp, grouped=g) for g in (False, True)}
+    assert before[False] != before[True]
+    assert "potlib.experiments.credit_groups" in sweep.grouped_only_modules()
+    real = runtime._code_only
+
+    def edited(path):  # as if potlib/credit/replicas.py had been changed
+        return real(path) + ("# edited" if path.name == "replicas.py" else "")
+
+    monkeypatch.setattr(runtime, "_code_only", edited)
+    runtime.code_fingerprint.cache_clear()
+    try:
+        alone = {"provenance": {"code_fingerprint": before[False]}}
+        grouped = {"provenance": {"code_fingerprint": before[True], "replica_group": 4}}
+        assert not sweep.is_stale(exp, alone) and sweep.is_stale(exp, grouped)
+    finally:
+        runtime.code_fingerprint.cache_clear()
+
+    # the one-off migration moves a row of the old scheme to the new one, and only a row whose code is unchanged
+    store = ResultStore(tmp_path)
+    c = SMOKE_BASE
+    row = {"schema": 1, "experiment": "credit_ladder", "profile": "smoke", "cfg_id": cfg_id("credit_ladder", c),
+           "config": c.to_dict(), "status": "ok", "error": None, "metrics": {"gamma": float("nan")},
+           "provenance": {"code_fingerprint": runtime.code_fingerprint("potlib.experiments.credit_ladder")}}
+    other = dict(row, cfg_id="0" * 12, provenance={"code_fingerprint": "000000000000"})
+    store.write(row)
+    store.write(other)
+    migrate = runpy.run_path(str(Path(__file__).resolve().parents[1] / "scripts" / "migrate_fingerprints.py"))["migrate"]
+    counts = migrate(tmp_path)
+    assert counts["migrated"] == 1 and counts["stale (left as is)"] == 1
+    moved = json.loads(store.row_path("credit_ladder", row["cfg_id"]).read_text())
+    assert moved["provenance"]["code_fingerprint"] == before[False] and moved["metrics"]["gamma"] == "nan"
+    assert moved["provenance"]["code_fingerprint_before"] == row["provenance"]["code_fingerprint"]
+    assert migrate(tmp_path)["migrated"] == 0  # idempotent

@@ -129,13 +129,6 @@ def _canonical_folder() -> tuple[Path, str | None] | None:
     return None
 
 
-def available() -> bool:
-    """Whether any CIFAR-10 source :func:`load_cifar10` reads is under the data root (nothing is unpacked,
-    downloaded or verified): the canonical batches folder or archive, or the JPEG archive."""
-    return ((data_root() / CANON_FOLDER).is_dir() or find_archive(CANON_ARCHIVE) is not None
-            or find_archive(JPEG_ARCHIVE) is not None)
-
-
 BATCH_IMAGES = 10_000  # every canonical batch file (data_batch_1..5, test_batch) holds 10,000 images
 
 
