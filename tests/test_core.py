@@ -290,3 +290,20 @@ def test_select_reads_text_with_the_fields_type(toy_env):
     assert [c.seed for c in select(configs, {"seed": [0, 2]})] == [0, 2]
     with pytest.raises(ValueError, match="seed = 'x' is not a int"):
         select(configs, {"seed": "x"})
+
+
+def test_no_committed_row_was_made_by_code_that_has_changed_since():
+    """The book is rendered from data/results: a code change that alters what an experiment computes must come
+    with its rows rerun (``python -m potlib run EXP --profile P --stale``), and a change that does not (a helper
+    added to a module the rows import) must not land in that module."""
+    from potlib import sweep
+    from potlib.results import ResultStore
+
+    store = ResultStore(Path(__file__).resolve().parents[1] / "data" / "results")
+    stale = {}
+    for name in experiments.names():
+        exp = experiments.get(name)
+        ids = [r["cfg_id"] for r in store.rows(name) if sweep.is_stale(exp, r)]
+        if ids:
+            stale[name] = f"{len(ids)} rows, e.g. {ids[0]}"
+    assert not stale, f"rows made by code that has changed since: {stale}"
