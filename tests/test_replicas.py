@@ -98,6 +98,66 @@ def test_train_replicas_equals_train_end_to_end():
             np.testing.assert_allclose(res.artifacts[k], v, rtol=1e-5, atol=2e-4 if k.startswith("rho") else 1e-6, err_msg=k)
 
 
+def _alone_bridge(cfg, data, steps, dtype, progress):
+    """``train``'s loop for a bridge (with its Adam), cut after ``steps``; returns (model, rule, [(CE, aux)])."""
+    set_seed(cfg.seed)
+    model, rule = build(cfg, data[0].shape[1], cfg.n_classes, "cpu")
+    model, rule = model.to(dtype), rule.to(dtype)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    aux_opt = torch.optim.Adam(rule.aux_parameters(), lr=cfg.aux_lr)
+    total = (cfg.n_train // cfg.batch_size) * cfg.epochs
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
+    perm = torch.randperm(cfg.n_train, generator=torch.Generator().manual_seed(cfg.seed)).view(-1, cfg.batch_size)
+    out = []
+    for idx in perm[:steps]:
+        ce, aux = train_step(model, rule, opt, aux_opt, data[0][idx], data[1][idx], progress, cfg.credit_norm)
+        sched.step()
+        out.append((float(ce), float(aux)))
+    return model, rule, out
+
+
+@pytest.mark.parametrize("method,s_type", [("SB", "eT"), ("CB", "eT"), ("SB", "deltaL+proj"), ("CB", "deltaL+proj")])
+@pytest.mark.parametrize("progress", [0.0, 0.5])  # in the DFA warmup (wr = 0.2) and past it
+def test_bridge_steps_batched_equal_alone(method, s_type, progress):
+    """SB and CB replicas (two seeds) after 3 steps, float64: same CE, auxiliary loss (CB: same bridge noise from
+    per-replica generators), forward-net and bridge-net parameters."""
+    cfgs = [SMOKE_BASE.replace(method=method, s_type=s_type, seed=s) for s in (42, 123)]
+    data = _data(torch.float64)
+    tr = ReplicaTrainer(cfgs, data, "cpu", n_classes=10, dtype=torch.float64)
+    perm = torch.stack([torch.randperm(cfgs[0].n_train, generator=g) for g in tr.gens])
+    perm = perm.view(2, -1, cfgs[0].batch_size).transpose(0, 1)
+    got = []
+    for idx in perm[:3]:
+        ce = tr.step(idx, progress)
+        got.append(list(zip(ce.tolist(), tr.last_aux.tolist())))
+    tr._unstack_bridges()
+    for r, cfg in enumerate(cfgs):
+        model, rule, ref = _alone_bridge(cfg, data, 3, torch.float64, progress)
+        np.testing.assert_allclose([g[r] for g in got], ref, rtol=1e-9)
+        for (k, p), q in zip(model.named_parameters(), tr.net.replica(r).parameters()):
+            torch.testing.assert_close(q, p, rtol=1e-9, atol=1e-12, msg=f"replica {r} {k}")
+        for (k, p), q in zip(rule.state_dict().items(), tr.rules[r].state_dict().values()):
+            torch.testing.assert_close(q, p, rtol=1e-9, atol=1e-12, msg=f"replica {r} rule {k}")
+
+
+@pytest.mark.parametrize("method", ["SB", "CB"])
+def test_bridge_replicas_equal_train_end_to_end(method):
+    """Full smoke runs of a bridge (warmup, then its own credit; metrics and curves incl. the auxiliary loss),
+    batched vs train() alone; float32."""
+    data = _data()
+    cfgs = [SMOKE_BASE.replace(method=method, seed=s, wr=0.5) for s in (42, 123)]
+    results = train_replicas(cfgs, data, "cpu", n_classes=SMOKE_BASE.n_classes)
+    for cfg, res in zip(cfgs, results):
+        set_seed(cfg.seed)
+        ref = train(cfg, data, "cpu", SMOKE_BASE.n_classes)
+        for k in ("test_acc", "test_loss", "train_loss", "gamma", "state_norm_last"):
+            assert res.metrics[k] == pytest.approx(ref.metrics[k], rel=1e-4, abs=1e-5), k
+        assert res.metrics["rho"] == pytest.approx(ref.metrics["rho"], abs=2e-3)
+        for k, v in ref.artifacts.items():
+            np.testing.assert_allclose(res.artifacts[k], v, rtol=1e-4, atol=2e-3 if k.startswith("rho") else 1e-5,
+                                       err_msg=k)
+
+
 def test_per_replica_data_and_group_checks():
     """Replicas may carry different data of one shape (e.g. different α); bad groups are refused."""
     d1, d2 = _data(), make_ladder(0.0, 2, 16, 10, 256, 128, 0)[:4]
@@ -107,7 +167,11 @@ def test_per_replica_data_and_group_checks():
     ref = train(cfgs[1], d2, "cpu", 10)
     assert both[1].metrics["test_loss"] == pytest.approx(ref.metrics["test_loss"], rel=1e-4)
     with pytest.raises(ValueError, match="method"):
-        check_group([SMOKE_BASE.replace(method="CB")])
+        check_group([SMOKE_BASE.replace(method="VF")])
+    with pytest.raises(ValueError, match="method differs"):
+        check_group([SMOKE_BASE.replace(method="CB"), SMOKE_BASE.replace(method="SB")])
+    with pytest.raises(ValueError, match="cuda_graph = True is not allowed for method 'CB'"):
+        ReplicaTrainer([SMOKE_BASE.replace(method="CB")], d1, "cpu", cuda_graph=True)
     with pytest.raises(ValueError, match="'lr'"):
         check_group([CFGS[0], CFGS[1].replace(lr=1e-2)])
     with pytest.raises(ValueError, match="cuda_graph"):
@@ -136,8 +200,11 @@ def test_run_group_writes_the_rows_run_one_would(tmp_path):
 
     exp = experiments.get("credit_ladder")
     cfgs = [SMOKE_BASE.replace(method=m, alpha=a) for m in ("BP", "DFA") for a in (1.0, 0.5)]
-    groups, rest = exp.group_configs(cfgs + [SMOKE_BASE.replace(method="CB")], 64)
-    assert len(groups) == 1 and len(groups[0]) == 4 and [c.method for c in rest] == ["CB"]
+    bridges = [SMOKE_BASE.replace(method="CB", seed=s) for s in (1, 2)] + [SMOKE_BASE.replace(method="SB")]
+    groups, rest = exp.group_configs(cfgs + bridges + [SMOKE_BASE.replace(method="VF")], 64)
+    assert [[c.method for c in g] for g in groups] == [["BP", "BP", "DFA", "DFA"], ["CB", "CB"], ["SB"]]
+    assert [c.method for c in rest] == ["VF"]
+    groups = groups[:1]
     rows = run_group(exp, "credit_ladder", groups[0], "smoke", ResultStore(tmp_path / "grouped"), torch.device("cpu"))
     store = ResultStore(tmp_path / "grouped")
     for c, row in zip(cfgs, rows):
@@ -168,8 +235,24 @@ def test_bench_smoke_profile_end_to_end(tmp_path, capsys):
     assert main(["bench", "--workload", "nope", "--results-dir", str(tmp_path)]) == 2
 
 
+def test_bench_times_a_bridge_past_its_warmup_with_workers():
+    """A bridge's bench row times its own credit and auxiliary update (not the cheap DFA warmup), alone, as
+    replicas and in two worker processes, one thread each on a CPU."""
+    import torch
+
+    from potlib.experiments import bench
+
+    cfg = bench.BenchConfig(method="CB", replicas=2, steps=2, warmup=1, workers=2, n_test=64, metric_samples=16)
+    threads = torch.get_num_threads()
+    m = bench.run(cfg, torch.device("cpu")).metrics
+    assert torch.get_num_threads() == threads  # restored
+    assert m["baseline_runs_per_hour"] > 0 and m["replicas_runs_per_hour"] > 0 and m["workers_runs_per_hour"] > 0
+    assert [c.method for c in bench.EXPERIMENT.configs("cpu")] == ["BP", "DFA", "SB", "CB"]
+
+
 def test_replicas_executor_matches_inline(tmp_path):
-    """`--executor replicas` writes the same rows as one-at-a-time runs (BP/DFA batched, SB/CB alone)."""
+    """`--executor replicas` writes the same rows as one-at-a-time runs (BP/DFA batched together, SB and CB each
+    through the bridge replica path, VF alone)."""
     from potlib.results import ResultStore
     from potlib.sweep import run_sweep
 
@@ -182,6 +265,8 @@ def test_replicas_executor_matches_inline(tmp_path):
     np.testing.assert_allclose(fa["test_acc"], fb["test_acc"], atol=1e-6)
     np.testing.assert_allclose(fa["gamma"], fb["gamma"], rtol=1e-4, atol=1e-6)
     assert (fb.loc[fb["method"].isin(["BP", "DFA"]), "prov_replica_group"] > 1).all()
+    assert (fb.loc[fb["method"].isin(["SB", "CB"]), "prov_replica_group"] == 1).all()
+    assert fb.loc[fb["method"] == "VF", "prov_replica_group"].isna().all()
 
 
 def test_replica_code_is_in_the_fingerprint_of_grouped_rows_only(monkeypatch, tmp_path):

@@ -19,8 +19,12 @@ Equivalence with :func:`potlib.credit.train.train` run alone (tested in ``tests/
 
 Rules: BP and DFA, mixed freely within a group (each replica gets its own rule's credit, selected
 by a mask; a mixed group computes both credits for every replica, cheap next to launch overhead).
-SB and CB are not supported yet (their auxiliary nets and CB's global-RNG noise would need stacking
-too): :func:`check_group` says so.
+The bridges SB and CB train in groups of one method each: their auxiliary network (state predictor
+or value net, and CB's EMA target) is stacked like the forward net (:class:`StackedCondNet`), with one
+Adam over the stacked tensors (elementwise, so R independent Adams); CB's bridge noise, which a run
+alone draws from the global RNG, comes from one generator per replica holding the global RNG state
+that replica's run would have had after ``build``, so every replica draws the same noise as alone.
+The vector field (VF) has no replica path: :func:`check_group` says so.
 
 Per-epoch curves are computed batched; the final Γ/ρ metrics unstack each replica into a plain
 :class:`ResMLP` and call :func:`potlib.credit.metrics.credit_metrics`, the same code as ``train``.
@@ -32,8 +36,8 @@ three eager warm-up steps and replays it, removing the per-kernel launch cost; A
 
 Sweeps: :func:`replica_groups` splits a grid into groups (``seed``, ``method`` and the ladder's
 ``alpha`` may differ inside one) and :func:`run_group` trains a group and writes one row per config
-as ``potlib.sweep.run_one`` would (``provenance.replica_group = R``, wall seconds = group wall / R).
-The sweep executor is not wired to them yet.
+as ``potlib.sweep.run_one`` would (``provenance.replica_group = R``, wall seconds = group wall / R);
+``python -m potlib run EXP --executor replicas`` uses them.
 
     python -m potlib bench --workload ladder_L4 --replicas 16   # timings, see potlib.experiments.bench
 """
@@ -50,11 +54,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from potlib.credit.metrics import credit_metrics, gamma_per_layer
-from potlib.credit.rules import DFA, normalise_credit
+from potlib.credit.rules import DFA, CondNet, ema_update, normalise_credit
 from potlib.credit.train import CreditConfig, TrainResult, build
 from potlib.models.resmlp import ResMLP
 
-SUPPORTED_METHODS = ("BP", "DFA")
+SUPPORTED_METHODS = ("BP", "DFA", "SB", "CB")
+BRIDGES = ("SB", "CB")  # a group holds one bridge method only (their auxiliary nets differ)
 # fields that may differ inside one replica group; every other CreditConfig field must agree
 VARYING = ("seed", "method")
 
@@ -75,6 +80,10 @@ def check_group(configs: list[CreditConfig], vary: tuple[str, ...] = VARYING) ->
     for c in configs:
         if c.method not in SUPPORTED_METHODS:
             raise ValueError(f"method = {c.method!r} is not supported by replica training: one of {SUPPORTED_METHODS}")
+    methods = sorted({c.method for c in configs})
+    if set(methods) & set(BRIDGES) and len(methods) > 1:
+        raise ValueError(f"replica group: method differs ({methods}); a bridge (SB, CB) trains in a group of its own "
+                         "method only")
     ref = configs[0].to_dict()
     train_fields = {f.name for f in dataclasses.fields(CreditConfig)}  # the rest only shape the data
     for c in configs[1:]:
@@ -168,6 +177,46 @@ class StackedResMLP(nn.Module):
         return m
 
 
+class StackedCondNet(nn.Module):
+    """R :class:`potlib.credit.rules.CondNet` (value net or state predictor) with stacked parameters.
+
+    ``forward(h (R, N, d), t (N,) layer indices shared by all replicas, s (R, N, s_dim), h_last (R, N, d) or
+    None) -> (R, N, out)``, the same function as each CondNet on its replica's rows.
+    """
+
+    def __init__(self, nets: list[CondNet]):
+        super().__init__()
+        self.names = [k for k, _ in nets[0].named_parameters()]
+        per = [dict(n.named_parameters()) for n in nets]
+        self.has_proj = nets[0].proj is not None
+        self.stacked = nn.ParameterDict({
+            k.replace(".", "__"): nn.Parameter(torch.stack([q[k].detach() for q in per]).clone()) for k in self.names
+        })
+
+    def p(self, name: str) -> Tensor:
+        return self.stacked[name.replace(".", "__")]
+
+    def _lin(self, x: Tensor, prefix: str) -> Tensor:  # (R, N, in) -> (R, N, out)
+        return torch.baddbmm(self.p(prefix + ".bias").unsqueeze(1), x, self.p(prefix + ".weight").transpose(1, 2))
+
+    def _norm(self, h: Tensor) -> Tensor:
+        out = F.layer_norm(h, (h.shape[-1],), eps=1e-5)
+        return out * self.p("norm.weight").unsqueeze(1) + self.p("norm.bias").unsqueeze(1)
+
+    def forward(self, h: Tensor, t: Tensor, s: Tensor, h_last: Tensor | None) -> Tensor:
+        parts = [self._norm(h), self.p("t_emb.weight")[:, t], s]
+        if self.has_proj:
+            parts.append(self._lin(self._norm(h_last), "proj"))
+        z = torch.cat(parts, -1)
+        z = F.gelu(self._lin(z, "mlp.0"))
+        z = F.gelu(self._lin(z, "mlp.2"))
+        return self._lin(z, "mlp.4")
+
+    def state_dict_of(self, r: int) -> dict[str, Tensor]:
+        """Replica ``r``'s parameters under CondNet's names (for ``CondNet.load_state_dict``)."""
+        return {k: self.p(k)[r].detach().clone() for k in self.names}
+
+
 def ce_per_sample(logits: Tensor, y: Tensor) -> Tensor:
     """Cross-entropy (R, N, C), (R, N) -> (R, N)."""
     r, n, c = logits.shape
@@ -234,7 +283,7 @@ class ReplicaTrainer:
         d_in = sets[0][0].shape[1]
         self.n_classes = n_classes or max(int(max(int(s[1].max()), int(s[3].max()))) + 1 for s in sets)
 
-        models, self.rules = [], []
+        models, self.rules, self.noise_gens = [], [], []
         for c in configs:
             set_seed(c.seed)  # as run_config does before exp.run -> train -> build
             m, rule = build(c, d_in, self.n_classes, device)
@@ -242,16 +291,33 @@ class ReplicaTrainer:
                 m, rule = m.to(dtype), rule.to(dtype)
             models.append(m)
             self.rules.append(rule)
+            # the global RNG as this replica's run alone would find it from here on: CB's bridge noise
+            g = torch.Generator(device=device)
+            g.set_state(torch.cuda.get_rng_state(device) if device.type == "cuda" else torch.get_rng_state())
+            self.noise_gens.append(g)
         self.net = StackedResMLP(models)
         del models
         L, d, C = cfg.n_layers, cfg.d, self.n_classes
         ref = self.net.p("embed.weight")
-        # DFA feedback matrices, zeros for BP replicas: (R, L+1, d, C)
-        self.B = torch.stack([r.B if isinstance(r, DFA) else ref.new_zeros(L + 1, d, C) for r in self.rules])
+        # the bridge (SB or CB) of this group, if any: its stacked net, (CB) EMA target and Adam
+        self.bridge = cfg.method if cfg.method in BRIDGES else None
+        self.aux = self.aux_target = self.aux_opt = None
+        if self.bridge == "SB":
+            self.aux = StackedCondNet([r.net for r in self.rules])
+        elif self.bridge == "CB":
+            self.aux = StackedCondNet([r.value for r in self.rules])
+            self.aux_target = StackedCondNet([r.target for r in self.rules]).requires_grad_(False)
+        if self.aux is not None:
+            self.aux_opt = torch.optim.Adam(self.aux.parameters(), lr=cfg.aux_lr)
+        # DFA feedback matrices (a bridge's own, for its warmup), zeros for BP replicas: (R, L+1, d, C)
+        self.B = torch.stack([r.B if isinstance(r, DFA) else r.warmup.B if self.bridge else ref.new_zeros(L + 1, d, C)
+                              for r in self.rules])
         self.is_bp = torch.tensor([c.method == "BP" for c in configs], device=device)
         self.any_bp, self.any_dfa = bool(self.is_bp.any()), not bool(self.is_bp.all())
 
         self.cuda_graph = cuda_graph
+        if cuda_graph and self.bridge:
+            raise ValueError(f"cuda_graph = True is not allowed for method {self.bridge!r}: BP and DFA only")
         if cuda_graph and device.type != "cuda":
             raise ValueError(f"cuda_graph = True is not allowed on device {device}: CUDA only")
         lr = torch.tensor(cfg.lr, device=device) if cuda_graph else cfg.lr
@@ -273,7 +339,7 @@ class ReplicaTrainer:
 
     # -- one step ------------------------------------------------------------------------------
     def credit(self, hs: list[Tensor], x: Tensor, y: Tensor, logits: Tensor) -> Tensor:
-        """Each replica's own rule's un-normalised credit, (R, L+1, B, d)."""
+        """Each replica's own rule's un-normalised credit, (R, L+1, B, d) (BP and DFA; a bridge's warmup)."""
         a = None
         if self.any_bp:
             a, _ = self.net.true_state_grads(x, y)
@@ -282,6 +348,101 @@ class ReplicaTrainer:
             a_dfa = torch.einsum("rldc,rbc->rlbd", self.B, e_T)
             a = a_dfa if a is None else torch.where(self.is_bp.view(-1, 1, 1, 1), a, a_dfa)
         return a
+
+    # -- the bridges, stacked (potlib.credit.rules.StateBridge / CreditBridge over R replicas) -------------
+    def _terminal(self, hs: list[Tensor], y: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """As ``terminal_pass``: (per-sample CE with the head's graph (R, B), δ_L (R, B, d), e_T (R, B, C),
+        logits (R, B, C) detached); ``h_L`` enters the head detached."""
+        h_last = hs[-1].detach().requires_grad_(True)
+        logits = self.net.logits(h_last)
+        ce = ce_per_sample(logits, y)
+        (delta_L,) = torch.autograd.grad(ce.sum(), h_last, retain_graph=True)
+        e_T = torch.softmax(logits.detach(), -1) - F.one_hot(y, self.n_classes).to(logits.dtype)
+        return ce, delta_L.detach(), e_T, logits.detach()
+
+    def _inputs(self, hs: list[Tensor], s: Tensor, layers: range) -> tuple[Tensor, Tensor, Tensor | None]:
+        """As ``_Bridge._inputs``: t (n*B,), s (R, n*B, s_dim), h_last (R, n*B, d) or None for ``layers``."""
+        b, n = hs[0].shape[1], len(layers)
+        t = torch.arange(layers.start, layers.stop, device=s.device).repeat_interleave(b)
+        h_last = hs[-1].repeat(1, n, 1) if self.aux.has_proj else None
+        return t, s.repeat(1, n, 1), h_last
+
+    def _conditioning(self, e_T: Tensor, delta_L: Tensor) -> Tensor:
+        """As ``rules.conditioning``, per replica: ``e_T``, or ``δ_L`` over its own batch RMS."""
+        if self.cfg.s_type.startswith("eT"):
+            return e_T
+        return delta_L / (delta_L.pow(2).mean(dim=(1, 2), keepdim=True).sqrt() + 1e-12)
+
+    def bridge_credit(self, hs: list[Tensor], s: Tensor, delta_L: Tensor) -> Tensor:
+        """The bridge's own credit (past its warmup) for detached states ``hs``: (R, L+1, B, d)."""
+        L1, b = len(hs), hs[0].shape[1]
+        t, s_rep, h_last = self._inputs(hs, s, range(L1))
+        with torch.enable_grad():
+            h = torch.cat([z.detach() for z in hs], 1).requires_grad_(True)  # (R, L1*B, d)
+            out = self.aux(h, t, s_rep, h_last)
+            # SB: a_l = J_Gᵀ δ_L, the gradient of <G(h_l), δ_L>; CB: a_l = ∇_h V_φ
+            objective = (out * delta_L.repeat(1, L1, 1)).sum() if self.bridge == "SB" else out.sum()
+            (a,) = torch.autograd.grad(objective, h)
+        return a.view(a.shape[0], L1, b, -1)
+
+    def bridge_aux_loss(self, hs: list[Tensor], s: Tensor, delta_L: Tensor, ce: Tensor) -> Tensor:
+        """Each replica's auxiliary loss (R,), as ``StateBridge.aux_loss`` / ``CreditBridge.aux_loss``."""
+        hs = [z.detach() for z in hs]
+        L = len(hs) - 1
+        if self.bridge == "SB":
+            t, s_rep, h_last = self._inputs(hs, s, range(L + 1))
+            g = self.aux(torch.cat(hs, 1), t, s_rep, h_last)  # (R, L1*B, d)
+            target = hs[-1].repeat(1, L + 1, 1)
+            return (g - target).pow(2).mean(dim=(1, 2)) / (target.pow(2).mean(dim=(1, 2)) + 1e-6)
+        rule = self.rules[0]
+        # bridge consistency for l = 0..L-1 against the soft-min of the EMA target at l+1
+        t, s_rep, h_last = self._inputs(hs, s, range(L))
+        pred = self.aux(torch.cat(hs[:-1], 1), t, s_rep, h_last).squeeze(-1)  # (R, L*B)
+        with torch.no_grad():
+            t1, s1, hl1 = self._inputs(hs, s, range(1, L + 1))
+            nxt = torch.cat(hs[1:], 1)  # (R, L*B, d)
+            noise = torch.stack([torch.randn(rule.k, *nxt.shape[1:], device=nxt.device, dtype=nxt.dtype, generator=g)
+                                 for g in self.noise_gens])  # (R, K, L*B, d): each replica's own draw
+            noisy = (nxt.unsqueeze(1) + rule.sigma * noise).flatten(1, 2)  # (R, K*L*B, d), k-major as alone
+            rep = lambda z: None if z is None else z.repeat(1, rule.k, 1)  # noqa: E731
+            v_bar = self.aux_target(noisy, t1.repeat(rule.k), rep(s1), rep(hl1)).view(len(hs[0]), rule.k, -1)
+            target = -rule.lam * (torch.logsumexp(-v_bar / rule.lam, 1) - math.log(rule.k))  # (R, L*B)
+        loss = (pred - target).pow(2).mean(1)
+        # terminal value and terminal gradient matching at h_L
+        tL, sL, hlL = self._inputs(hs, s, range(L, L + 1))
+        hL = hs[-1].clone().requires_grad_(True)
+        vL = self.aux(hL, tL, sL, hlL).squeeze(-1)  # (R, B)
+        loss = loss + (vL - ce).pow(2).mean(1)
+        if rule.tgw > 0:
+            (gL,) = torch.autograd.grad(vL.sum(), hL, create_graph=True)
+            loss = loss + rule.tgw * (gL - delta_L).pow(2).sum(-1).mean(1)
+        return loss
+
+    def _bridge_step(self, idx: Tensor, progress: float) -> tuple[Tensor, Tensor]:
+        """``train_step`` for a bridge group: forward-net update, then the bridge net's; (CE (R,), aux (R,))."""
+        x, y = self.train_split.gather(idx)
+        hs, fs = self.net.local_forward(x)
+        ce, delta_L, e_T, logits = self._terminal(hs, y)
+        s = self._conditioning(e_T, delta_L)
+        if progress < self.cfg.wr:  # DFA warmup: the forward net follows DFA while the bridge net learns
+            a = torch.einsum("rldc,rbc->rlbd", self.B, e_T)
+        else:
+            a = self.bridge_credit(hs, s, delta_L)
+        a = normalise_credit(a, self.cfg.credit_norm).detach()
+        b = x.shape[1]
+        surrogate = (hs[0] * a[:, 0]).sum() / b
+        for l, f in enumerate(fs, start=1):
+            surrogate = surrogate + (f * a[:, l]).sum() / b
+        self.opt.zero_grad(set_to_none=True)
+        (ce.mean(1).sum() + surrogate).backward()
+        self.opt.step()
+        aux = self.bridge_aux_loss(hs, s, delta_L, ce.detach())
+        self.aux_opt.zero_grad(set_to_none=True)
+        aux.sum().backward()  # replicas share no parameters: each gets its own loss's gradient
+        self.aux_opt.step()
+        if self.aux_target is not None:  # CB's EMA target
+            ema_update(self.aux_target, self.aux, self.rules[0].ema)
+        return ce.detach().mean(1), aux.detach()
 
     def _step_body(self, idx: Tensor) -> Tensor:
         """Forward, credit and AdamW step on batch rows ``idx`` (R, B); returns CE per replica (R,)."""
@@ -303,8 +464,12 @@ class ReplicaTrainer:
         return ce.detach().mean(1)
 
     def step(self, idx: Tensor, progress: float = 0.0) -> Tensor:
-        """One training step of every replica; ``progress`` is unused by BP/DFA (bridges' warmup)."""
-        if not self.cuda_graph:
+        """One training step of every replica; returns CE per replica (R,). ``progress`` (fraction of training
+        done) decides a bridge's DFA warmup; a bridge's auxiliary loss is kept in ``self.last_aux`` (R,)."""
+        self.last_aux = None
+        if self.bridge:
+            out, self.last_aux = self._bridge_step(idx, progress)
+        elif not self.cuda_graph:
             out = self._step_body(idx)
         else:
             out = self._graph_step(idx)
@@ -355,11 +520,28 @@ class ReplicaTrainer:
         """Γ of each replica's own credit (R,) and mean ‖h_l‖ (R, L+1) on the metric batch."""
         x, y = self.test_split.head(self.m)
         g, logits = self.net.true_state_grads(x, y)  # (R, L+1, m, d)
-        a = self.credit(None, x, y, logits)
+        if self.bridge:  # the bridge's own credit (progress = 1), as train's per-epoch credit_metrics
+            with torch.no_grad():
+                hs = self.net.states(x)
+            with torch.enable_grad():
+                _, delta_L, e_T, _ = self._terminal(hs, y)
+            a = self.bridge_credit(hs, self._conditioning(e_T, delta_L), delta_L)
+        else:
+            a = self.credit(None, x, y, logits)
         gam = torch.stack([gamma_per_layer(a[r], g[r]).mean() for r in range(self.R)])
         with torch.no_grad():
             norms = torch.stack([h.norm(dim=-1).mean(-1) for h in self.net.states(x)], 1)  # (R, L+1)
         return gam, norms
+
+    def _unstack_bridges(self) -> None:
+        """Copy each replica's trained bridge net (and CB's target) back into its own rule, for the final
+        metrics (``credit_metrics`` on one replica, the same code as a run alone)."""
+        if not self.bridge:
+            return
+        for r, rule in enumerate(self.rules):
+            (rule.net if self.bridge == "SB" else rule.value).load_state_dict(self.aux.state_dict_of(r))
+            if self.aux_target is not None:
+                rule.target.load_state_dict(self.aux_target.state_dict_of(r))
 
     # -- the whole run -------------------------------------------------------------------------
     def _sync(self) -> None:
@@ -382,18 +564,22 @@ class ReplicaTrainer:
                 for g in self.gens
             ]).view(R, self.steps_per_epoch, self.bs).transpose(0, 1)  # (S, R, B)
             ce_sum = torch.zeros(R, device=self.device)
+            aux_sum = torch.zeros(R, device=self.device)
             for idx in perm:
                 ce_sum += self.step(idx, progress)
+                if self.last_aux is not None:
+                    aux_sum += self.last_aux
             self._sync()
             t1 = time.perf_counter()
             train_loss = (ce_sum / self.steps_per_epoch).tolist()
+            aux_mean = (aux_sum / self.steps_per_epoch).tolist()
             acc, test_loss = (v.tolist() for v in self.evaluate())
             gam, nrm = self.epoch_gamma_and_norms()
             gam, nrm = gam.tolist(), nrm.tolist()
             for r in range(R):
                 if diverged[r]:
                     continue
-                for k, v in zip(keys, (train_loss[r], acc[r], test_loss[r], gam[r], 0.0)):
+                for k, v in zip(keys, (train_loss[r], acc[r], test_loss[r], gam[r], aux_mean[r])):
                     curves[r][k].append(v)
                 norms[r].append(nrm[r])
                 if not (math.isfinite(train_loss[r]) and math.isfinite(test_loss[r])):
@@ -405,6 +591,7 @@ class ReplicaTrainer:
                 break
 
         t2 = time.perf_counter()
+        self._unstack_bridges()
         results = []
         x_m, y_m = self.test_split.head(self.m)
         for r, c in enumerate(self.configs):
@@ -445,7 +632,8 @@ def train_replicas(configs: list[CreditConfig], data, device, n_classes: int | N
 
 def replica_groups(configs: list[CreditConfig], max_replicas: int = 64) -> tuple[list[list[CreditConfig]], list]:
     """Split ``configs`` into replica groups (equal :func:`group_key` with ``alpha`` free too, where a
-    config has it) of at most ``max_replicas``; configs with an unsupported method are returned apart."""
+    config has it; a bridge method per group) of at most ``max_replicas``; configs with an unsupported method
+    (VF) are returned apart."""
     vary = VARYING + ("alpha",)
     groups: dict[tuple, list] = {}
     rest = []
@@ -453,7 +641,9 @@ def replica_groups(configs: list[CreditConfig], max_replicas: int = 64) -> tuple
         if c.method not in SUPPORTED_METHODS:
             rest.append(c)
             continue
-        groups.setdefault(group_key(c, vary), []).append(c)
+        # BP and DFA may share a group; each bridge method trains in groups of its own
+        key = group_key(c, vary) + ((c.method,) if c.method in BRIDGES else ("BP/DFA",))
+        groups.setdefault(key, []).append(c)
     out = []
     for g in groups.values():
         out += [g[i : i + max_replicas] for i in range(0, len(g), max_replicas)]

@@ -6,13 +6,15 @@ One row per (workload, replicas); the timing method is below. Metrics:
 ``baseline_runs_per_hour``, ``replicas_runs_per_hour``, ``speedup`` (replicas / baseline),
 ``graph_runs_per_hour`` and ``graph_speedup`` (CUDA graph replicas, CUDA only), ``workers_runs_per_hour``
 and ``workers_speedup`` (``workers`` processes, when > 0), and the raw per-step / per-epoch-end /
-final seconds of each. BP and DFA only: the bridges (SB, CB) have no replica path yet.
+final seconds of each. Rules: BP, DFA and the bridges SB and CB; a bridge is timed past its DFA warmup
+(``progress = 1``, its own credit and its auxiliary network's update), the part that costs.
 
 Runtime: smoke ~3 s wall on a 2-core CPU including start-up (measured, OMP_NUM_THREADS=1; its
 numbers are CPU numbers at shrunken evaluation sizes, not paper estimates); paper, 5 rows, a few
 minutes on one H100 (estimate, not measured).
 
     python -m potlib run bench --profile smoke     # or: python -m potlib bench
+    python -m potlib run bench --profile cpu       # the ladder's four rules on this CPU (~5 min, idle machine)
     python -m potlib run bench --profile gpu --force
 
 Timing method. Every number is measured in one process on one device, then extrapolated to a full paper run:
@@ -105,21 +107,31 @@ def _batches(n: int, bs: int, count: int, device, seed: int) -> torch.Tensor:
     return torch.cat([torch.randperm(n, device=device, generator=gen)[: n - n % bs] for _ in range(reps)]).view(-1, bs)
 
 
+PROGRESS = 1.0  # fraction of training done passed to every timed step: bridges past their DFA warmup
+
+
+def _optimisers(cfg: CreditConfig, model, rule):
+    """As :func:`potlib.credit.train.train`: AdamW for the forward net, Adam for a rule's own networks."""
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    aux_params = rule.aux_parameters()
+    return opt, (torch.optim.Adam(aux_params, lr=cfg.aux_lr) if aux_params else None)
+
+
 def time_baseline(cfg: CreditConfig, data, device, steps: int, warmup: int, n_classes: int = 10) -> dict[str, float]:
     """Seconds per training step, per end-of-epoch evaluation and for the final metrics; one config."""
     device = torch.device(device)
     x, y, xt, yt = data
     model, rule = build(cfg, x.shape[1], n_classes, device)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt, aux_opt = _optimisers(cfg, model, rule)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
     idx = _batches(x.shape[0], cfg.batch_size, warmup + steps, device, cfg.seed)
     for i in range(warmup):
-        train_step(model, rule, opt, None, x[idx[i]], y[idx[i]], 0.0, cfg.credit_norm)
+        train_step(model, rule, opt, aux_opt, x[idx[i]], y[idx[i]], PROGRESS, cfg.credit_norm)
         sched.step()
     _sync(device)
     t0 = time.perf_counter()
     for i in range(warmup, warmup + steps):
-        train_step(model, rule, opt, None, x[idx[i]], y[idx[i]], 0.0, cfg.credit_norm)
+        train_step(model, rule, opt, aux_opt, x[idx[i]], y[idx[i]], PROGRESS, cfg.credit_norm)
         sched.step()
     _sync(device)
     t_step = (time.perf_counter() - t0) / steps
@@ -149,11 +161,11 @@ def time_replicas(cfg: CreditConfig, data, device, replicas: int, steps: int, wa
     n = tr.train_split.n
     idx = torch.stack([_batches(n, cfg.batch_size, warmup + steps, device, c.seed)[: warmup + steps] for c in cfgs], 1)
     for i in range(warmup):  # (R, B) per step
-        tr.step(idx[i])
+        tr.step(idx[i], PROGRESS)
     _sync(device)
     t0 = time.perf_counter()
     for i in range(warmup, warmup + steps):
-        tr.step(idx[i])
+        tr.step(idx[i], PROGRESS)
     _sync(device)
     t_step = (time.perf_counter() - t0) / steps
     t0 = time.perf_counter()
@@ -178,14 +190,14 @@ def _worker(cfg_dict: dict, workload: str, n_test: int, device: str, steps: int,
     cfg, dev, w = CreditConfig.from_dict(cfg_dict), torch.device(device), WORKLOADS[workload]
     x, y, *_ = make_data(w, n_test, dev)
     model, rule = build(cfg, x.shape[1], w.n_classes, dev)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt, aux_opt = _optimisers(cfg, model, rule)
     idx = _batches(x.shape[0], cfg.batch_size, warmup + steps, dev, cfg.seed)
     for i in range(warmup + steps):
         if i == warmup:
             _sync(dev)
             barrier.wait()  # all workers time their steps over the same wall-clock window
             t0 = time.perf_counter()
-        train_step(model, rule, opt, None, x[idx[i]], y[idx[i]], 0.0, cfg.credit_norm)
+        train_step(model, rule, opt, aux_opt, x[idx[i]], y[idx[i]], PROGRESS, cfg.credit_norm)
     _sync(dev)
     queue.put((time.perf_counter() - t0) / steps)
 
@@ -225,7 +237,7 @@ def runs_per_hour(w: Workload, t: dict[str, float], runs: int = 1) -> float:
 @dataclass(frozen=True)
 class BenchConfig(Config):
     workload: Literal["ladder_L4", "cifar_L12"] = "ladder_L4"  # paper run to extrapolate to (see the timing method above)
-    method: Literal["BP", "DFA"] = "BP"  # credit rule timed (BP: the costlier of the two)
+    method: Literal["BP", "DFA", "SB", "CB"] = "BP"  # credit rule timed (bridges past their warmup)
     replicas: int = 16  # R configs (seeds) per replica group
     steps: int = 100  # timed training steps per measurement
     warmup: int = 10  # untimed steps first (>= 4 for the CUDA graph capture)
@@ -248,6 +260,17 @@ def run(cfg: BenchConfig, device: torch.device) -> Outcome:
     import torch
 
     w = WORKLOADS[cfg.workload]
+    if torch.device(device).type == "cpu":  # one thread per run: the sweeps' arrangement on a CPU (one run per core)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return _run(cfg, w, device)
+        finally:
+            torch.set_num_threads(threads)
+    return _run(cfg, w, device)
+
+
+def _run(cfg: BenchConfig, w: Workload, device: torch.device) -> Outcome:
     n_test = cfg.n_test or w.n_test
     base = base_config(w, cfg.method, cfg.metric_samples or w.metric_samples)
     data = make_data(w, n_test, device)
@@ -282,6 +305,12 @@ def _smoke() -> list[Config]:
     return [BenchConfig(replicas=4, steps=10, warmup=2, n_test=256, metric_samples=64)]
 
 
+def _cpu() -> list[Config]:
+    # the ladder grid's replica group: 4 α x 3 seeds of one (rule, depth); two 1-thread workers, one per core
+    return [BenchConfig(workload="ladder_L4", method=m, replicas=12, steps=50, warmup=5, workers=2, cuda_graph=False)
+            for m in ("BP", "DFA", "SB", "CB")]
+
+
 def _gpu() -> list[Config]:
     return ([BenchConfig(workload="ladder_L4", replicas=r, workers=4 if r == 32 else 0) for r in (8, 32, 96)]
             + [BenchConfig(workload="cifar_L12", replicas=r, workers=2 if r == 4 else 0) for r in (4, 12)])
@@ -291,7 +320,7 @@ EXPERIMENT = Experiment(
     name="bench",
     title="Benchmark: credit-run throughput, one at a time vs replicas vs worker processes",
     config_cls=BenchConfig,
-    profiles={"smoke": _smoke, "gpu": _gpu},
+    profiles={"smoke": _smoke, "cpu": _cpu, "gpu": _gpu},
     run=run,
     chapter="",
     uses_gpu=True,
