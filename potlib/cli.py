@@ -122,8 +122,16 @@ def _cmd_list() -> int:
     return 0
 
 
+def _terminate(signum, frame) -> None:
+    raise SystemExit(128 + signum)  # SIGTERM unwinds like Ctrl-C: the sweep logs what it ran, files stay whole
+
+
 def _cmd_run(a: argparse.Namespace) -> int:
+    import signal
+
     from potlib.sweep import run_sweep
+
+    signal.signal(signal.SIGTERM, _terminate)
 
     exp = experiments.get(a.experiment)
     exp.configs(a.profile)  # validates the profile with a clear message
@@ -153,6 +161,11 @@ def _cmd_status(a: argparse.Namespace) -> int:
         sel = df[df["profile"] == prof]
         if len(sel):
             print(f"total {prof} wall time (sum of row wall seconds): {sel['wall_h'].sum():.3f} h")
+            with_rows = sel[sel["done"] > 0]
+            logged = with_rows[with_rows["sweep_h"] > 0]
+            # runs in parallel count once here; grids swept before sweeps were logged have no elapsed time
+            print(f"total {prof} elapsed time of logged sweeps: {logged['sweep_h'].sum():.3f} h "
+                  f"({len(logged)} of {len(with_rows)} experiments with rows have a sweep log)")
     return 1 if (df["corrupt"] != "").any() else 0
 
 

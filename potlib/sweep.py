@@ -218,18 +218,27 @@ def _local(name, todo, profile, root, device, budget: Budget, done: Done, worker
     n = max(1, min(len(todo), per_slot * len(slots)))
     threads = None if n_gpu else cpu_threads(n)
     queue = list(enumerate(todo))
-    with ProcessPoolExecutor(max_workers=n, mp_context=mp.get_context("spawn"), initializer=_init_worker,
-                             initargs=(threads,)) as pool:
+    pool = ProcessPoolExecutor(max_workers=n, mp_context=mp.get_context("spawn"), initializer=_init_worker,
+                               initargs=(threads,))
+    try:
         running = set()
         while queue or running:
             while queue and len(running) < n and not budget.spent():  # submit lazily: the budget is checked per run
                 i, c = queue.pop(0)
                 running.add(pool.submit(_run_from_dict, name, c.to_dict(), profile, str(root), slots[i % len(slots)]))
             if not running:
-                return
+                break
             finished, running = wait(running, return_when=FIRST_COMPLETED)
             for f in finished:
                 done(f.result())
+    except BaseException:
+        # interrupted (Ctrl-C, SIGTERM): stop the runs in flight now rather than wait for them (they have written
+        # no row; a rerun starts them again) and start no other
+        for proc in list((getattr(pool, "_processes", None) or {}).values()):
+            proc.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
 
 
 def _replicas(name, todo, profile, root, device, budget: Budget, done: Done, workers: int | None = None, **_) -> None:
@@ -374,22 +383,25 @@ def run_sweep(
         if result["status"] == "failed":
             tqdm.write(f"FAILED {name}/{result['cfg_id']}: {(result['error'] or '').splitlines()[0]}")
 
+    interrupted = True
     try:
         if todo:
             RUNNERS[executor](name, todo, profile, root, device, budget, done, workers=workers, slurm=slurm)
+        interrupted = False
     finally:
         bar.close()
+        if statuses:  # the grid's elapsed time, which potlib status adds up (issue 14); an interrupted sweep
+            # (Ctrl-C, or SIGTERM through the command line) logs the time its written rows took too
+            ResultStore(root).log_sweep(name, {
+                "profile": profile, "executor": executor, "workers": workers, "device": str(device),
+                "cpu_count": os.cpu_count(), "shard": f"{k}/{n_shards}", "where": where or None,
+                "ran": sum(statuses.values()), "statuses": statuses,
+                "elapsed_seconds": round(time.perf_counter() - budget.start, 1), "budget_hit": budget.hit,
+                "interrupted": interrupted, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
     if budget.hit:
         tqdm.write(f"{name}: time budget of {time_budget:.0f} s spent; rerun to resume")
-    report = SweepReport(name, profile, len(configs), len(configs) - len(todo), sum(statuses.values()), statuses,
-                         time.perf_counter() - budget.start, budget.hit)
-    if report.ran:  # the grid's elapsed time, which potlib status adds up (issue 14)
-        ResultStore(root).log_sweep(name, {
-            "profile": profile, "executor": executor, "workers": workers, "device": str(device),
-            "cpu_count": os.cpu_count(), "shard": f"{k}/{n_shards}", "where": where or None, "ran": report.ran, "statuses": statuses,
-            "elapsed_seconds": round(report.seconds, 1), "budget_hit": budget.hit,
-            "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
-    return report
+    return SweepReport(name, profile, len(configs), len(configs) - len(todo), sum(statuses.values()), statuses,
+                       time.perf_counter() - budget.start, budget.hit)
 
 
 def ensure_rows(name: str, profile: str, recompute: bool = False, root: Path | str | None = None,

@@ -146,6 +146,24 @@ def test_killed_sweep_resumes_without_lost_or_duplicated_rows(toy_env):
     assert not [p for p in folder.iterdir() if p.name.startswith(".")], "temporary files left behind"
 
 
+@pytest.mark.parametrize("executor", ["inline", "local"])
+def test_terminated_sweep_logs_its_elapsed_time(toy_env, executor):
+    """SIGTERM (what `kill` sends) stops a sweep promptly with its time logged, so `potlib status` counts it; the
+    local executor's worker processes stop with it."""
+    root = toy_env / "res"
+    cmd = [sys.executable, "-m", "potlib", "run", "toy", "--profile", "cpu", "--results-dir", str(root), "--quiet",
+           "--executor", executor, "--workers", "2"]
+    proc = subprocess.Popen(cmd, env=os.environ.copy())
+    folder = root / "toy"
+    deadline = time.time() + 60
+    while time.time() < deadline and len(list(folder.glob("*.json"))) < 2:
+        time.sleep(0.05)
+    proc.terminate()
+    assert proc.wait(timeout=60) != 0
+    (log,) = ResultStore(root).sweeps("toy")
+    assert log["interrupted"] is True and log["ran"] >= 2 and log["elapsed_seconds"] > 0
+
+
 def test_local_executor_matches_inline(toy_env):
     a = run_sweep("toy", "smoke", root=toy_env / "inline", progress=False)
     b = run_sweep("toy", "smoke", executor="local", workers=2, root=toy_env / "local", progress=False)
