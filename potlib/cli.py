@@ -111,6 +111,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--steps", type=_positive_int, default=None, help="timed training steps per measurement (default: the profile's)")
     b.add_argument("--workers", type=int, default=None, help="also time this many baseline processes at once (0: skip)")
     b.add_argument("--results-dir", type=Path, default=None, help="result root (default: data/results for cpu and gpu, a cache for smoke)")
+    b.add_argument("--allow-cpu", action="store_true", help="let the gpu profile run without a GPU (use a separate --results-dir)")
     return p
 
 
@@ -182,7 +183,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "bench":
             from potlib.bench import bench_command
 
-            return bench_command(args.profile, args.workload, args.replicas, args.steps, args.workers, args.results_dir)
+            return bench_command(args.profile, args.workload, args.replicas, args.steps, args.workers, args.results_dir,
+                                 args.allow_cpu)
         return _cmd_status(args)
     except (experiments.UnknownExperimentError, experiments.UnknownProfileError, DataUnavailable, ConfigError,
             MissingResultsError, ValueError, RuntimeError) as e:

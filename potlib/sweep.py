@@ -50,6 +50,16 @@ def resolve_device(exp: experiments.Experiment) -> torch.device:
     return torch.device("cuda" if exp.uses_gpu and torch.cuda.is_available() else "cpu")
 
 
+def check_gpu_rows(name: str, profile: str, device: torch.device, allow_cpu: bool = False) -> None:
+    """Refuse to write ``gpu`` rows of a GPU experiment from a CPU: they would pass off another budget and device
+    as the GPU grid's (RuntimeError naming the way out)."""
+    if profile == "gpu" and experiments.get(name).uses_gpu and not allow_cpu and torch.device(device).type != "cuda":
+        raise RuntimeError(
+            f"gpu rows of {name!r} must come from a CUDA GPU and none is available here; "
+            "run it on a GPU machine (or pass --allow-cpu with a separate --results-dir for a CPU trial)"
+        )
+
+
 def cpu_threads(concurrent_runs: int) -> int:
     """Torch threads per run when ``concurrent_runs`` share this CPU (``POTLIB_THREADS`` overrides)."""
     if os.environ.get("POTLIB_THREADS"):
@@ -354,12 +364,8 @@ def run_sweep(
         raise ValueError(f"shard = {k}/{n_shards} is not allowed: expected K/N with 0 <= K < N")
     exp = experiments.get(name)
     device = resolve_device(exp)
-    if profile == "gpu" and exp.uses_gpu and not allow_cpu and executor != "slurm" and device.type != "cuda":
-        # gpu rows from a CPU would pass off a different budget and device as the GPU grid's.
-        raise RuntimeError(
-            f"gpu rows of {name!r} must come from a CUDA GPU and none is available here; "
-            "run it on a GPU machine (or pass --allow-cpu with a separate --results-dir for a CPU trial)"
-        )
+    if executor != "slurm":  # a slurm job picks its device on the cluster
+        check_gpu_rows(name, profile, device, allow_cpu)
     if executor == "auto":
         executor = "inline" if profile == "smoke" else "local"
     root = Path(root or default_root(profile))

@@ -216,6 +216,8 @@ def test_a_data_error_stops_the_sweep_at_the_first_config(toy_env, capsys):
 def test_gpu_grid_refuses_cpu(capsys, tmp_path):
     assert cli(["run", "credit_ladder", "--profile", "gpu", "--results-dir", str(tmp_path), "--quiet"]) == 2
     assert "must come from a CUDA GPU" in capsys.readouterr().err
+    assert cli(["bench", "--profile", "gpu", "--results-dir", str(tmp_path)]) == 2  # timings are rows too
+    assert "gpu rows of 'bench' must come from a CUDA GPU" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
 
 
@@ -239,7 +241,10 @@ def test_gpu_batch_dry_run_prints_the_plan_and_runs_nothing(tmp_path):
     assert "potlib bench --profile gpu" in lines[1]
     grids = [ln.split(" run ")[1].split()[0] for ln in lines if "potlib run " in ln]
     assert grids[0].startswith("hrm_") and grids.index("poh_gradient_modes") < grids.index("credit_cifar")
-    assert all("--time-budget" in ln for ln in lines if "potlib run " in ln)
+    runs = [ln for ln in lines if "potlib run " in ln]
+    assert all("--time-budget" in ln and ln.startswith("would run: timeout --kill-after=20 ") for ln in runs)
+    # the rows so far are packed after every grid: a machine taken away mid-call keeps what finished
+    assert [lines[lines.index(ln) + 1].startswith("would pack") for ln in runs] == [True] * len(runs)
     assert not (tmp_path / "out").exists()
     bad = subprocess.run(["bash", str(script), "--dry-run", str(tmp_path), "-3"], capture_output=True, text=True)
     assert bad.returncode == 2 and "SECONDS = '-3' is not allowed" in bad.stderr
