@@ -85,8 +85,12 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--executor", default="auto", choices=EXECUTORS,
                    help="auto (inline for smoke, local otherwise), inline (this process), local (process pool; on a CPU "
                         "one thread per worker), replicas (experiments that can train same-shaped configs together; "
-                        "--workers caps the group size) or slurm (submitit job array)")
-    r.add_argument("--workers", type=_positive_int, default=None, help="local executor: processes per GPU (on a CPU: in all; default: one per core)")
+                        "--group-size caps a group) or slurm (submitit job array)")
+    r.add_argument("--workers", type=_positive_int, default=None,
+                   help="local and replicas executors: processes per GPU (default 1), on a CPU in all (default: one per core, "
+                        "one thread each)")
+    r.add_argument("--group-size", type=_positive_int, default=None,
+                   help="replicas executor: most configs trained together in one group (default 64)")
     r.add_argument("--shard", type=_shard, default=(0, 1), help="K/N: run only every N-th config starting at K (split a grid across processes)")
     # -- slurm options --
     r.add_argument("--slurm-partition", default=None, help="slurm partition")
@@ -145,7 +149,7 @@ def _cmd_run(a: argparse.Namespace) -> int:
     }
     report = run_sweep(
         a.experiment, a.profile, executor=a.executor, root=a.results_dir, force=a.force,
-        workers=a.workers, progress=not a.quiet, slurm=slurm, shard=a.shard, allow_cpu=a.allow_cpu,
+        workers=a.workers, group_size=a.group_size, progress=not a.quiet, slurm=slurm, shard=a.shard, allow_cpu=a.allow_cpu,
         time_budget=a.time_budget, stale=a.stale, where=dict(a.where),
     )
     print(report)

@@ -111,7 +111,7 @@ def _init_worker(threads: int | None) -> None:
 
 
 def _run_from_dict(name: str, cfg_dict: dict, profile: str, root: str, device: str | None) -> dict:
-    """Entry point of pool and slurm workers: configs travel as plain dicts."""
+    """Entry point of slurm jobs: configs travel as plain dicts."""
     exp = experiments.get(name)
     row = run_one(name, exp.config_cls.from_dict(cfg_dict), profile, root,
                   torch.device(device) if device else None)
@@ -221,26 +221,34 @@ def _inline(name, todo, profile, root, device, budget: Budget, done: Done, **_) 
         done(run_one(name, c, profile, root, device))
 
 
-def _local(name, todo, profile, root, device, budget: Budget, done: Done, workers: int | None = None, **_) -> None:
-    n_gpu = torch.cuda.device_count() if device.type == "cuda" else 0
-    slots = [f"cuda:{i}" for i in range(n_gpu)] or [str(device)]
-    per_slot = workers or (1 if n_gpu else (os.cpu_count() or 1))
-    n = max(1, min(len(todo), per_slot * len(slots)))
-    threads = None if n_gpu else cpu_threads(n)
-    queue = list(enumerate(todo))
+def _run_job(name: str, cfg_dicts: list[dict], profile: str, root: str, device: str, grouped: bool) -> list[dict]:
+    """Entry point of pool workers: one config, or (``grouped``) one replica group trained together; row summaries."""
+    exp = experiments.get(name)
+    configs = [exp.config_cls.from_dict(d) for d in cfg_dicts]
+    if grouped:
+        rows = run_group(exp, name, configs, profile, ResultStore(root), torch.device(device))
+    else:
+        rows = [run_one(name, configs[0], profile, root, torch.device(device))]
+    return [{"cfg_id": r["cfg_id"], "status": r["status"], "error": r["error"]} for r in rows]
+
+
+def _pool(jobs: list[tuple], n: int, threads: int | None, budget: Budget, done: Done) -> None:
+    """Run ``jobs`` (argument tuples of :func:`_run_job`) in ``n`` spawned processes of ``threads`` torch threads;
+    a job starts only while the budget lasts."""
+    queue = list(jobs)
     pool = ProcessPoolExecutor(max_workers=n, mp_context=mp.get_context("spawn"), initializer=_init_worker,
                                initargs=(threads,))
     try:
         running = set()
         while queue or running:
-            while queue and len(running) < n and not budget.spent():  # submit lazily: the budget is checked per run
-                i, c = queue.pop(0)
-                running.add(pool.submit(_run_from_dict, name, c.to_dict(), profile, str(root), slots[i % len(slots)]))
+            while queue and len(running) < n and not budget.spent():  # submit lazily: the budget is checked per job
+                running.add(pool.submit(_run_job, *queue.pop(0)))
             if not running:
                 break
             finished, running = wait(running, return_when=FIRST_COMPLETED)
             for f in finished:
-                done(f.result())
+                for summary in f.result():
+                    done(summary)
     except BaseException:
         # interrupted (Ctrl-C, SIGTERM): stop the runs in flight now rather than wait for them (they have written
         # no row; a rerun starts them again) and start no other
@@ -251,16 +259,43 @@ def _local(name, todo, profile, root, device, budget: Budget, done: Done, worker
     pool.shutdown()
 
 
-def _replicas(name, todo, profile, root, device, budget: Budget, done: Done, workers: int | None = None, **_) -> None:
+def _slots(device: torch.device, workers: int | None, jobs: int) -> tuple[list[str], int, int | None]:
+    """(devices to cycle through, processes, torch threads per process): ``workers`` per GPU, or on a CPU in all
+    (default: one per core, each with one thread, the fastest arrangement measured on the 2-core machine)."""
+    n_gpu = torch.cuda.device_count() if device.type == "cuda" else 0
+    slots = [f"cuda:{i}" for i in range(n_gpu)] or [str(device)]
+    per_slot = workers or (1 if n_gpu else (os.cpu_count() or 1))
+    n = max(1, min(jobs, per_slot * len(slots)))
+    return slots, n, None if n_gpu else cpu_threads(n)
+
+
+def _local(name, todo, profile, root, device, budget: Budget, done: Done, workers: int | None = None, **_) -> None:
+    slots, n, threads = _slots(device, workers, len(todo))
+    jobs = [(name, [c.to_dict()], profile, str(root), slots[i % len(slots)], False) for i, c in enumerate(todo)]
+    _pool(jobs, n, threads, budget, done)
+
+
+def _replicas(name, todo, profile, root, device, budget: Budget, done: Done, workers: int | None = None,
+              group_size: int | None = None, **_) -> None:
+    """Same-shaped configs trained together (the experiment's ``group_configs``, at most ``group_size`` each), the
+    groups and the configs that train alone spread over ``workers`` processes as the local executor spreads runs
+    (one process: all in this one)."""
     exp = experiments.get(name)
-    groups, rest = ([], todo) if exp.group_configs is None else exp.group_configs(todo, workers or 64)
-    store = ResultStore(root)
-    for group in groups:
-        if budget.spent():
-            return
-        for row in run_group(exp, name, group, profile, store, device):
-            done(row)
-    _inline(name, rest, profile, root, device, budget, done)
+    groups, rest = ([], todo) if exp.group_configs is None else exp.group_configs(todo, group_size or 64)
+    slots, n, threads = _slots(device, workers, len(groups) + len(rest))
+    if n == 1:
+        store = ResultStore(root)
+        for group in groups:
+            if budget.spent():
+                return
+            for row in run_group(exp, name, group, profile, store, device):
+                done(row)
+        _inline(name, rest, profile, root, device, budget, done)
+        return
+    units = [(g, True) for g in groups] + [([c], False) for c in rest]
+    jobs = [(name, [c.to_dict() for c in unit], profile, str(root), slots[i % len(slots)], grouped)
+            for i, (unit, grouped) in enumerate(units)]
+    _pool(jobs, n, threads, budget, done)
 
 
 def run_group(exp: experiments.Experiment, name: str, group: list[Config], profile: str, store: ResultStore,
@@ -336,6 +371,7 @@ def run_sweep(
     root: Path | str | None = None,
     force: bool = False,
     workers: int | None = None,
+    group_size: int | None = None,
     progress: bool = True,
     slurm: dict[str, Any] | None = None,
     shard: tuple[int, int] = (0, 1),
@@ -357,6 +393,8 @@ def run_sweep(
         raise ValueError(f"executor = {executor!r} is not allowed; allowed: {', '.join(EXECUTORS)}")
     if workers is not None and (not isinstance(workers, int) or workers < 1):
         raise ValueError(f"workers = {workers!r} is not allowed; allowed: an int >= 1")
+    if group_size is not None and (not isinstance(group_size, int) or group_size < 1):
+        raise ValueError(f"group_size = {group_size!r} is not allowed; allowed: an int >= 1")
     if time_budget is not None and not time_budget > 0:
         raise ValueError(f"time_budget = {time_budget!r} is not allowed; allowed: seconds > 0")
     k, n_shards = shard
@@ -392,14 +430,16 @@ def run_sweep(
     interrupted = True
     try:
         if todo:
-            RUNNERS[executor](name, todo, profile, root, device, budget, done, workers=workers, slurm=slurm)
+            RUNNERS[executor](name, todo, profile, root, device, budget, done, workers=workers, slurm=slurm,
+                              group_size=group_size)
         interrupted = False
     finally:
         bar.close()
         if statuses:  # the grid's elapsed time, which potlib status adds up (issue 14); an interrupted sweep
             # (Ctrl-C, or SIGTERM through the command line) logs the time its written rows took too
             ResultStore(root).log_sweep(name, {
-                "profile": profile, "executor": executor, "workers": workers, "device": str(device),
+                "profile": profile, "executor": executor, "workers": workers, "group_size": group_size,
+                "device": str(device),
                 "cpu_count": os.cpu_count(), "shard": f"{k}/{n_shards}", "where": where or None,
                 "ran": sum(statuses.values()), "statuses": statuses,
                 "elapsed_seconds": round(time.perf_counter() - budget.start, 1), "budget_hit": budget.hit,

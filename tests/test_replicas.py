@@ -247,17 +247,20 @@ def test_bench_times_a_bridge_past_its_warmup_with_workers():
     m = bench.run(cfg, torch.device("cpu")).metrics
     assert torch.get_num_threads() == threads  # restored
     assert m["baseline_runs_per_hour"] > 0 and m["replicas_runs_per_hour"] > 0 and m["workers_runs_per_hour"] > 0
+    assert m["workers_replicas_speedup"] == pytest.approx(m["workers_replicas_runs_per_hour"] / m["baseline_runs_per_hour"])
     assert [c.method for c in bench.EXPERIMENT.configs("cpu")] == ["BP", "DFA", "SB", "CB"]
 
 
-def test_replicas_executor_matches_inline(tmp_path):
+@pytest.mark.parametrize("workers", [1, 2])  # all groups in this process, or spread over two worker processes
+def test_replicas_executor_matches_inline(tmp_path, workers):
     """`--executor replicas` writes the same rows as one-at-a-time runs (BP/DFA batched together, SB and CB each
     through the bridge replica path, VF alone)."""
     from potlib.results import ResultStore
     from potlib.sweep import run_sweep
 
     a = run_sweep("credit_ladder", "smoke", root=tmp_path / "inline", progress=False)
-    b = run_sweep("credit_ladder", "smoke", executor="replicas", root=tmp_path / "replicas", progress=False)
+    b = run_sweep("credit_ladder", "smoke", executor="replicas", root=tmp_path / "replicas", progress=False,
+                  workers=workers)
     assert a.statuses == b.statuses
     fa = ResultStore(tmp_path / "inline").frame("credit_ladder").set_index("cfg_id").sort_index()
     fb = ResultStore(tmp_path / "replicas").frame("credit_ladder").set_index("cfg_id").sort_index()

@@ -5,7 +5,9 @@ an hour" with measured numbers and a row carrying the usual provenance (device, 
 One row per (workload, replicas); the timing method is below. Metrics:
 ``baseline_runs_per_hour``, ``replicas_runs_per_hour``, ``speedup`` (replicas / baseline),
 ``graph_runs_per_hour`` and ``graph_speedup`` (CUDA graph replicas, CUDA only), ``workers_runs_per_hour``
-and ``workers_speedup`` (``workers`` processes, when > 0), and the raw per-step / per-epoch-end /
+and ``workers_speedup`` (``workers`` processes, when > 0), ``workers_replicas_runs_per_hour`` and
+``workers_replicas_speedup`` (both at once: each of the ``workers`` processes trains ``replicas / workers``
+seeds as one group, what ``--executor replicas`` does on a CPU), and the raw per-step / per-epoch-end /
 final seconds of each. Rules: BP, DFA and the bridges SB and CB; a bridge is timed past its DFA warmup
 (``progress = 1``, its own credit and its auxiliary network's update), the part that costs.
 
@@ -31,7 +33,9 @@ On CUDA every timing is bracketed by ``torch.cuda.synchronize``.
   final metrics are timed for one replica and multiplied by R;
 - replicas + CUDA graph (CUDA only): the same with ``cuda_graph=True``;
 - workers: P spawned processes run the baseline loop at the same time (start barrier); the
-  slowest worker's step time counts, and end-of-epoch/final costs are taken from the baseline.
+  slowest worker's step time counts, and end-of-epoch/final costs are taken from the baseline;
+- workers + replicas: P processes each time a replica group of R/P seeds in full (start barrier before
+  the timed steps); the slowest process's timings count.
 
 The data are synthetic of the paper's shapes (the ladder teacher, or random CIFAR-shaped inputs):
 timing does not depend on the values.
@@ -151,18 +155,21 @@ def time_baseline(cfg: CreditConfig, data, device, steps: int, warmup: int, n_cl
 
 
 def time_replicas(cfg: CreditConfig, data, device, replicas: int, steps: int, warmup: int,
-                  cuda_graph: bool = False, n_classes: int = 10) -> dict[str, float]:
-    """As :func:`time_baseline` for R seeds of ``cfg`` trained as one replica group."""
+                  cuda_graph: bool = False, n_classes: int = 10, first_seed: int = 0, barrier=None) -> dict[str, float]:
+    """As :func:`time_baseline` for R seeds of ``cfg`` (from ``cfg.seed + first_seed``) trained as one replica
+    group; with a ``barrier``, the timed steps start when every process holding it is ready."""
     from potlib.credit.replicas import ReplicaTrainer
 
     device = torch.device(device)
-    cfgs = [cfg.replace(seed=cfg.seed + r) for r in range(replicas)]
+    cfgs = [cfg.replace(seed=cfg.seed + first_seed + r) for r in range(replicas)]
     tr = ReplicaTrainer(cfgs, data, device, n_classes=n_classes, cuda_graph=cuda_graph)
     n = tr.train_split.n
     idx = torch.stack([_batches(n, cfg.batch_size, warmup + steps, device, c.seed)[: warmup + steps] for c in cfgs], 1)
     for i in range(warmup):  # (R, B) per step
         tr.step(idx[i], PROGRESS)
     _sync(device)
+    if barrier is not None:
+        barrier.wait()
     t0 = time.perf_counter()
     for i in range(warmup, warmup + steps):
         tr.step(idx[i], PROGRESS)
@@ -202,25 +209,46 @@ def _worker(cfg_dict: dict, workload: str, n_test: int, device: str, steps: int,
     queue.put((time.perf_counter() - t0) / steps)
 
 
+def _replica_worker(cfg_dict: dict, workload: str, n_test: int, device: str, replicas: int, first_seed: int,
+                    steps: int, warmup: int, barrier, queue) -> None:
+    """One process of :func:`time_workers` with replicas: its own group of ``replicas`` seeds, timed in full."""
+    if device == "cpu":
+        torch.set_num_threads(1)
+    w, dev = WORKLOADS[workload], torch.device(device)
+    t = time_replicas(CreditConfig.from_dict(cfg_dict), make_data(w, n_test, dev), dev, replicas, steps, warmup,
+                      n_classes=w.n_classes, first_seed=first_seed, barrier=barrier)
+    queue.put(t)
+
+
 def time_workers(cfg: CreditConfig, workload: str, n_test: int, device, workers: int, steps: int,
-                 warmup: int) -> float:
-    """Seconds per step of the slowest of ``workers`` spawned processes running the baseline at once."""
+                 warmup: int, replicas_per_worker: int = 0):
+    """Seconds per step of the slowest of ``workers`` spawned processes running the baseline at once; with
+    ``replicas_per_worker``, each process trains its own replica group instead and the slowest process's
+    ``{step_s, epoch_end_s, final_s}`` (as :func:`time_replicas`) is returned."""
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")
     barrier, queue = ctx.Barrier(workers), ctx.Queue()
-    procs = [
-        ctx.Process(target=_worker, args=(cfg.replace(seed=cfg.seed + i).to_dict(), workload, n_test, str(device),
-                                          steps, warmup, barrier, queue))
-        for i in range(workers)
-    ]
+    if replicas_per_worker:
+        procs = [ctx.Process(target=_replica_worker, args=(cfg.to_dict(), workload, n_test, str(device),
+                                                           replicas_per_worker, i * replicas_per_worker, steps,
+                                                           warmup, barrier, queue))
+                 for i in range(workers)]
+    else:
+        procs = [
+            ctx.Process(target=_worker, args=(cfg.replace(seed=cfg.seed + i).to_dict(), workload, n_test, str(device),
+                                              steps, warmup, barrier, queue))
+            for i in range(workers)
+        ]
     for p in procs:
         p.start()
     try:
-        times = [queue.get(timeout=600) for _ in procs]
+        times = [queue.get(timeout=1800) for _ in procs]
     finally:
         for p in procs:
             p.join(timeout=60)
+    if replicas_per_worker:
+        return {k: max(t[k] for t in times) for k in times[0]}
     return max(times)
 
 
@@ -298,6 +326,12 @@ def _run(cfg: BenchConfig, w: Workload, device: torch.device) -> Outcome:
         m["workers_runs_per_hour"] = runs_per_hour(w, tw, cfg.workers)
         m["workers_step_s"] = step
         m["workers_speedup"] = m["workers_runs_per_hour"] / m["baseline_runs_per_hour"]
+        if cfg.replicas >= cfg.workers:  # both: each process trains its share of the replicas as one group
+            per = cfg.replicas // cfg.workers
+            t = time_workers(base, cfg.workload, n_test, device, cfg.workers, cfg.steps, cfg.warmup, per)
+            m["workers_replicas_runs_per_hour"] = runs_per_hour(w, t, per * cfg.workers)
+            m.update({f"workers_replicas_{k}": v for k, v in t.items()})
+            m["workers_replicas_speedup"] = m["workers_replicas_runs_per_hour"] / m["baseline_runs_per_hour"]
     return Outcome(m, dataset=f"synthetic data of the {cfg.workload} shapes (timing only)")
 
 

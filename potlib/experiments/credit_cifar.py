@@ -132,7 +132,8 @@ EXPERIMENT = Experiment(
     run=run,
     chapter="credit_assignment",
     uses_gpu=True,
-    # BP and DFA configs of equal shape train together as stacked replicas (--executor replicas)
+    # configs of equal shape train together as stacked replicas (--executor replicas): BP and DFA in one group,
+    # SB and CB each in groups of their own (potlib.credit.replicas)
     group_configs=credit_groups.group_configs,
     run_group=credit_groups.group_runner(data_for),
 )
