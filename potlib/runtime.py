@@ -161,8 +161,8 @@ def code_fingerprint(module: str, leave_out: frozenset[str] = frozenset()) -> st
     rendering layer are left out: they decide how a run is scheduled or drawn, not what it computes.
     ``leave_out`` is for code that some rows do not run (see :func:`potlib.sweep.fingerprint`).
     """
-    skip = {"potlib.experiments", "potlib.sweep", "potlib.cli", "potlib.render", "potlib.runtime", "potlib.results",
-            "potlib.provenance", "potlib.config", *leave_out}
+    skip = {"potlib.experiments", "potlib.sweep", "potlib.executors", "potlib.cli", "potlib.render", "potlib.runtime",
+            "potlib.results", "potlib.provenance", "potlib.config", *leave_out}
     seen: dict[str, Path] = {}
     todo = [module]
     while todo:

@@ -29,7 +29,7 @@ def layer(module: str) -> str:
         return sub
     if sub in ("credit", "parser_train", "hrm_train"):
         return "training"
-    if sub in ("cli", "sweep", "bench", "__main__"):
+    if sub in ("cli", "sweep", "executors", "bench", "__main__"):
         return "runner"
     if sub in ("claims", "render"):
         return "verdicts"

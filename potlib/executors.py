@@ -1,0 +1,280 @@
+"""Executors: how a sweep's configs are run on this machine, and the code fingerprint each row records.
+
+The Runner layer's executors (ARCHITECTURE: "cli.py, sweep.py, executors, bench"); :mod:`potlib.sweep` plans a
+sweep and calls one of them. Executors (``--executor``):
+
+- ``inline``: in this process, one config after another.
+- ``local``: a pool of worker processes. On a CPU each worker gets an equal share of the cores as
+  torch threads (one each by default on a 2-core machine: two 1-thread workers ran 1.85x one worker,
+  while 2 threads in one process under load ran 2-4x slower than 1). On a GPU machine ``--workers``
+  processes share each GPU (small models leave an H100 mostly idle).
+- ``replicas``: experiments that declare the capability (``Experiment.group_configs``/``run_group``)
+  train same-shaped configs together; groups and the configs that train alone are spread over
+  worker processes as ``local`` spreads runs (one process: all in this one).
+- ``slurm``: a ``submitit`` job array, one task per missing config.
+
+Every executor honours the sweep's :class:`Budget`: no new run starts once it is spent (slurm: unfinished
+jobs are cancelled). Ctrl-C or SIGTERM stops the pool's workers at once.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from potlib import experiments, runtime
+from potlib.config import Config
+from potlib.results import ResultStore
+
+EXECUTORS = ("auto", "inline", "local", "replicas", "slurm")
+
+
+def resolve_device(exp: experiments.Experiment) -> torch.device:
+    """The device a run of ``exp`` uses, chosen once: ``POTLIB_DEVICE`` if set, else CUDA when the
+    experiment uses a GPU and one is present, else the CPU (CPU-only experiments never claim a GPU)."""
+    requested = os.environ.get("POTLIB_DEVICE", "auto")
+    if requested != "auto":
+        return torch.device(requested)
+    return torch.device("cuda" if exp.uses_gpu and torch.cuda.is_available() else "cpu")
+
+
+def check_gpu_rows(name: str, profile: str, device: torch.device, allow_cpu: bool = False) -> None:
+    """Refuse to write ``gpu`` rows of a GPU experiment from a CPU: they would pass off another budget and device
+    as the GPU grid's (RuntimeError naming the way out)."""
+    if profile == "gpu" and experiments.get(name).uses_gpu and not allow_cpu and torch.device(device).type != "cuda":
+        raise RuntimeError(
+            f"gpu rows of {name!r} must come from a CUDA GPU and none is available here; "
+            "run it on a GPU machine (or pass --allow-cpu with a separate --results-dir for a CPU trial)"
+        )
+
+
+def cpu_threads(concurrent_runs: int) -> int:
+    """Torch threads per run when ``concurrent_runs`` share this CPU (``POTLIB_THREADS`` overrides)."""
+    if os.environ.get("POTLIB_THREADS"):
+        return max(1, int(os.environ["POTLIB_THREADS"]))
+    return max(1, (os.cpu_count() or 1) // max(1, concurrent_runs))
+
+
+def grouped_only_modules() -> frozenset[str]:
+    """The modules that train same-shaped configs together (each experiment's ``run_group``): a run trained alone
+    never executes them, and the tests hold grouped training equal to one-at-a-time training."""
+    mods = set()
+    for n in experiments.names():
+        group = experiments.get(n).run_group
+        if group is not None:
+            mods.add(getattr(group, "func", group).__module__)  # run_group may be a functools.partial
+    return frozenset(mods)
+
+
+def fingerprint(exp: experiments.Experiment, grouped: bool = False) -> str:
+    """Hash of the code that computes a row of ``exp`` (:func:`potlib.runtime.code_fingerprint`).
+
+    A run trained alone (``grouped=False``) is hashed without the grouped-training modules, so that work on
+    replica training leaves rows made one at a time fresh; rows made by ``run_group`` (``grouped=True``, their
+    provenance has ``replica_group``) include it.
+    """
+    return runtime.code_fingerprint(exp.run.__module__, frozenset() if grouped else grouped_only_modules())
+
+
+def is_stale(exp: experiments.Experiment, row: dict) -> bool:
+    """Whether ``row`` was made by code that has changed since (rows from before fingerprints count as fresh)."""
+    stored = row["provenance"].get("code_fingerprint")
+    return stored is not None and stored != fingerprint(exp, grouped="replica_group" in row["provenance"])
+
+
+def run_one(name: str, config: Config, profile: str, root: Path | str, device: torch.device | None = None) -> dict:
+    """Run one config on ``device`` (default: :func:`resolve_device`), write its row and return it."""
+    exp = experiments.get(name)
+    device = device if device is not None else resolve_device(exp)
+    result = runtime.run_config(exp.run, config, device)
+    row = runtime.write_row(ResultStore(root), name, config, profile, result, device, fingerprint(exp))
+    if result.exception is not None:  # missing or corrupt data: every other config would fail alike
+        raise result.exception
+    return row
+
+
+def _init_worker(threads: int | None) -> None:
+    if threads:
+        torch.set_num_threads(threads)
+
+
+def _run_from_dict(name: str, cfg_dict: dict, profile: str, root: str, device: str | None) -> dict:
+    """Entry point of slurm jobs: configs travel as plain dicts."""
+    exp = experiments.get(name)
+    row = run_one(name, exp.config_cls.from_dict(cfg_dict), profile, root,
+                  torch.device(device) if device else None)
+    return {"cfg_id": row["cfg_id"], "status": row["status"], "error": row["error"]}
+
+
+class Budget:
+    """Wall-clock budget of a sweep; ``None`` means unlimited."""
+
+    def __init__(self, seconds: float | None):
+        self.seconds, self.start, self.hit = seconds, time.perf_counter(), False
+
+    def spent(self) -> bool:
+        if self.seconds is not None and time.perf_counter() - self.start > self.seconds:
+            self.hit = True
+        return self.hit
+
+    def left(self) -> float | None:
+        return None if self.seconds is None else max(0.0, self.seconds - (time.perf_counter() - self.start))
+
+
+Done = Callable[[dict], None]
+
+
+def _inline(name, todo, profile, root, device, budget: Budget, done: Done, **_) -> None:
+    for c in todo:
+        if budget.spent():
+            return
+        done(run_one(name, c, profile, root, device))
+
+
+def _run_job(name: str, cfg_dicts: list[dict], profile: str, root: str, device: str, grouped: bool) -> list[dict]:
+    """Entry point of pool workers: one config, or (``grouped``) one replica group trained together; row summaries."""
+    exp = experiments.get(name)
+    configs = [exp.config_cls.from_dict(d) for d in cfg_dicts]
+    if grouped:
+        rows = run_group(exp, name, configs, profile, ResultStore(root), torch.device(device))
+    else:
+        rows = [run_one(name, configs[0], profile, root, torch.device(device))]
+    return [{"cfg_id": r["cfg_id"], "status": r["status"], "error": r["error"]} for r in rows]
+
+
+def _pool(jobs: list[tuple], n: int, threads: int | None, budget: Budget, done: Done) -> None:
+    """Run ``jobs`` (argument tuples of :func:`_run_job`) in ``n`` spawned processes of ``threads`` torch threads;
+    a job starts only while the budget lasts."""
+    queue = list(jobs)
+    pool = ProcessPoolExecutor(max_workers=n, mp_context=mp.get_context("spawn"), initializer=_init_worker,
+                               initargs=(threads,))
+    try:
+        running = set()
+        while queue or running:
+            while queue and len(running) < n and not budget.spent():  # submit lazily: the budget is checked per job
+                running.add(pool.submit(_run_job, *queue.pop(0)))
+            if not running:
+                break
+            finished, running = wait(running, return_when=FIRST_COMPLETED)
+            for f in finished:
+                for summary in f.result():
+                    done(summary)
+    except BaseException:
+        # interrupted (Ctrl-C, SIGTERM): stop the runs in flight now rather than wait for them (they have written
+        # no row; a rerun starts them again) and start no other
+        for proc in list((getattr(pool, "_processes", None) or {}).values()):
+            proc.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
+
+
+def _slots(device: torch.device, workers: int | None, jobs: int) -> tuple[list[str], int, int | None]:
+    """(devices to cycle through, processes, torch threads per process): ``workers`` per GPU, or on a CPU in all
+    (default: one per core, each with one thread, the fastest arrangement measured on the 2-core machine)."""
+    n_gpu = torch.cuda.device_count() if device.type == "cuda" else 0
+    slots = [f"cuda:{i}" for i in range(n_gpu)] or [str(device)]
+    per_slot = workers or (1 if n_gpu else (os.cpu_count() or 1))
+    n = max(1, min(jobs, per_slot * len(slots)))
+    return slots, n, None if n_gpu else cpu_threads(n)
+
+
+def _local(name, todo, profile, root, device, budget: Budget, done: Done, workers: int | None = None, **_) -> None:
+    slots, n, threads = _slots(device, workers, len(todo))
+    jobs = [(name, [c.to_dict()], profile, str(root), slots[i % len(slots)], False) for i, c in enumerate(todo)]
+    _pool(jobs, n, threads, budget, done)
+
+
+def _replicas(name, todo, profile, root, device, budget: Budget, done: Done, workers: int | None = None,
+              group_size: int | None = None, **_) -> None:
+    """Same-shaped configs trained together (the experiment's ``group_configs``, at most ``group_size`` each), the
+    groups and the configs that train alone spread over ``workers`` processes as the local executor spreads runs
+    (one process: all in this one)."""
+    exp = experiments.get(name)
+    groups, rest = ([], todo) if exp.group_configs is None else exp.group_configs(todo, group_size or 64)
+    slots, n, threads = _slots(device, workers, len(groups) + len(rest))
+    if n == 1:
+        store = ResultStore(root)
+        for group in groups:
+            if budget.spent():
+                return
+            for row in run_group(exp, name, group, profile, store, device):
+                done(row)
+        _inline(name, rest, profile, root, device, budget, done)
+        return
+    units = [(g, True) for g in groups] + [([c], False) for c in rest]
+    jobs = [(name, [c.to_dict() for c in unit], profile, str(root), slots[i % len(slots)], grouped)
+            for i, (unit, grouped) in enumerate(units)]
+    _pool(jobs, n, threads, budget, done)
+
+
+def run_group(exp: experiments.Experiment, name: str, group: list[Config], profile: str, store: ResultStore,
+              device: torch.device) -> list[dict]:
+    """Train ``group`` together and write one row per config with the same writer as single runs.
+
+    Each row's ``wall_seconds`` is the group's wall time divided by its size and its provenance
+    carries ``replica_group``; a failure marks every row of the group failed.
+    """
+    for c in group:
+        runtime.set_seed(c.seed)
+    start = time.perf_counter()
+    try:
+        outcomes, error = exp.run_group(group, device), None
+    except Exception as e:  # noqa: BLE001 - recorded in every row of the group
+        outcomes, error = None, runtime.describe_error(e)
+    wall = (time.perf_counter() - start) / len(group)
+    rows = []
+    for i, c in enumerate(group):
+        if outcomes is None:
+            result = runtime.RunResult("failed", error, {}, {}, None, wall)
+        else:
+            o = outcomes[i]
+            status, err = runtime.classify(o)
+            result = runtime.RunResult(status, err, dict(o.metrics), dict(o.artifacts), o, wall)
+        rows.append(runtime.write_row(store, name, c, profile, result, device, fingerprint(exp, grouped=True),
+                                      replica_group=len(group)))
+    return rows
+
+
+def _slurm(name, todo, profile, root, device, budget: Budget, done: Done, slurm: dict | None = None, **_) -> None:
+    """One job-array task per config through submitit; jobs unfinished when the budget is spent are cancelled."""
+    import submitit
+
+    opts = slurm or {}
+    folder = Path(opts.get("folder") or Path(root) / ".submitit")
+    ex = submitit.AutoExecutor(folder=str(folder), cluster=opts.get("cluster"))
+    timeout = int(opts.get("timeout_min", 60))
+    if budget.left() is not None:
+        timeout = max(1, min(timeout, int(budget.left() // 60) or 1))
+    ex.update_parameters(timeout_min=timeout, slurm_array_parallelism=int(opts.get("array_parallelism", 64)),
+                         gpus_per_node=int(opts.get("gpus", 1)), cpus_per_task=int(opts.get("cpus", 4)),
+                         name=f"potlib-{name}")
+    if opts.get("partition"):
+        ex.update_parameters(slurm_partition=opts["partition"])
+    n = len(todo)
+    jobs = ex.map_array(_run_from_dict, [name] * n, [c.to_dict() for c in todo], [profile] * n, [str(root)] * n,
+                        [None] * n)
+    pending = list(jobs)
+    while pending:
+        still = []
+        for i, job in enumerate(pending):
+            if budget.spent():  # checked per job: submitit's debug cluster runs a job inside done()
+                for rest in still + pending[i:]:
+                    rest.cancel(check=False)
+                return
+            if job.done():
+                done(job.result())
+            else:
+                still.append(job)
+        pending = still
+        if pending:
+            time.sleep(float(opts.get("poll_seconds", 2.0)))
+
+
+RUNNERS = {"inline": _inline, "local": _local, "replicas": _replicas, "slurm": _slurm}
