@@ -122,6 +122,11 @@ def markdown_table(df: pd.DataFrame, links: bool = False) -> str:
     return esc.to_markdown(index=False, disable_numparse=True, colalign=align)
 
 
+# one colour per credit rule on every page (seaborn "colorblind"; DFA orange and CB pink stay apart)
+RULE_COLOURS = {"BP": "#0173b2", "DFA": "#de8f05", "SB": "#029e73", "CB": "#cc78bc", "VF": "#ca9161"}
+RULE_MARKERS = {"BP": "o", "DFA": "s", "SB": "^", "CB": "D", "VF": "v"}
+
+
 def cell(fmt: str = "{:.3f}"):
     """A formatter for one table column: numbers through ``fmt``, missing values (NaN: nothing measured, e.g. a
     diverged run) as "–", text (a published cell such as "≈1") unchanged. Use as ``df[col].map(render.cell())``."""
@@ -152,11 +157,19 @@ def save_figure(fig, name: str) -> Path | None:
 
 
 def verdict_box(verdicts: pd.DataFrame, title: str = "Claims and verdicts") -> str:
-    """A chapter's opening box: one line per claim, verdict first, then what we measured (MyST admonition)."""
+    """A chapter's opening box: one line per claim, verdict first, then what we measured (MyST admonition),
+    followed by the rule each decided verdict follows (the claim's ``evidence``), so a reader can check it."""
     table = markdown_table(verdicts[["verdict", "claim", "ours"]].rename(columns={"ours": "what we measured"}))
     counts = verdicts["verdict"].value_counts()
     summary = ", ".join(f"{n} {v}" for v, n in counts.items())
-    return f":::{{admonition}} {title} ({summary})\n:class: tip\n\n{table}\n\n:::\n"
+    rules = ""
+    if "evidence" in verdicts.columns:
+        decided = verdicts[(verdicts["verdict"] != "pending") & (verdicts["evidence"].fillna("") != "")]
+        if len(decided):
+            items = "\n".join(f"- *{_escape(str(c), False)}*: {_escape(str(e).removeprefix('rule: '), False)}"
+                              for c, e in zip(decided["claim"], decided["evidence"]))
+            rules = f"\n\n**How each verdict was reached**\n\n{items}"
+    return f":::{{admonition}} {title} ({summary})\n:class: tip\n\n{table}{rules}\n\n:::\n"
 
 
 def summary_box(text: str, title: str = "What this page finds") -> str:

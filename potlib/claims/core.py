@@ -57,6 +57,12 @@ def _claims_list() -> pd.DataFrame:
     return load_published("claims")
 
 
+def noise(p1: float, p2: float, n1: int, n2: int) -> float:
+    """Twice the standard error of p1 - p2 for two independent binomial accuracies (at least 1/n)."""
+    se = math.sqrt(p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2)
+    return max(2 * se, 1 / min(n1, n2))
+
+
 def published_claim(claim_id: str, ours: str, verdict: str, evidence: str) -> Claim:
     """A verdict on the claim ``claim_id`` of ``data/published/claims.csv``."""
     known = _claims_list().set_index("id")

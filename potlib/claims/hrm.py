@@ -11,13 +11,12 @@ diverged run it needs gives "not reproducible here" (:func:`hrm`).
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pandas as pd
 
 from potlib.claims import core
-from potlib.claims.core import Claim, covered, finite, published_claim
+from potlib.claims.core import Claim, covered, finite, noise, published_claim
 
 METRICS = ("exact_accuracy", "blank_cell_accuracy", "act_exact", "act_mean_steps", "peak_bytes", "steps_per_segment",
            "pr_zH_trained", "pr_zL_trained", "pr_zH_untrained", "pr_zL_untrained", "layers_computed")
@@ -32,12 +31,6 @@ def n_test_puzzles(row: pd.Series) -> int:
     """Test puzzles behind a row's ``exact_accuracy``: ``n_test`` per ladder level."""
     levels = [c for c in row.index if c.startswith("exact_acc_level_") and finite(row[c])]
     return int(row["n_test"]) * max(len(levels), 1)
-
-
-def noise(p1: float, p2: float, n1: int, n2: int) -> float:
-    """Twice the standard error of p1 - p2 for two independent binomial accuracies (at least 1/n)."""
-    se = math.sqrt(p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2)
-    return max(2 * se, 1 / min(n1, n2))
 
 
 def level_accuracy(rows: pd.DataFrame, by: list[str], metric: str = "exact") -> pd.DataFrame:
