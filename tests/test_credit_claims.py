@@ -65,3 +65,22 @@ def test_cifar_scan_verdict_and_text_follow_the_rows():
     table = credit.cifar_table(useful, published)
     assert list(table.columns) == ["L", "rule", "accuracy: ours (memo)", "Γ: ours (memo)", "ρ: ours (memo)"]
     assert table.set_index(["L", "rule"]).loc[(12, "CB"), "accuracy: ours (memo)"] == "0.200 (0.239)"
+
+
+def test_no_goldilocks_counts_accuracy_within_the_binomial_noise():
+    def scan(cb_acc: float, cb_rho: float) -> pd.DataFrame:
+        return pd.DataFrame([{"n_layers": 4, "method": m, "seed": 42, "status": "ok", "n_test": 0, "rho": rho,
+                              "test_acc": acc} for m, rho, acc in (("CB", cb_rho, cb_acc), ("DFA", 0.01, 0.40))])
+
+    assert credit.no_goldilocks(scan(0.395, 0.3)).verdict == "differs"  # 0.005 behind: within ±0.014 on 10k images
+    assert credit.no_goldilocks(scan(0.36, 0.3)).verdict == "reproduced"  # behind beyond the noise
+    assert credit.no_goldilocks(scan(0.45, 0.05)).verdict == "reproduced"  # ahead, but its credit is not useful
+
+
+def test_overfitting_text_reads_the_losses_from_the_rows():
+    rows = pd.DataFrame([{"alpha": 1.0, "n_layers": L, "method": m, "seed": 42, "status": "ok", "train_loss": tr,
+                          "test_loss": te, "test_acc": 0.5}
+                         for L in (2, 4) for m, tr, te in (("BP", 0.01, 2.0), ("DFA", 0.9, 1.0))])
+    text = credit.overfitting_text(rows)
+    assert "training cross-entropy 0.010)" in text and "test cross-entropy 2.00)" in text and "DFA 0.90 and 1.00" in text
+    assert credit.overfitting_text(rows[rows["method"] == "DFA"]) == ""
