@@ -19,6 +19,7 @@ jobs are cancelled). Ctrl-C or SIGTERM stops the pool's workers at once.
 
 from __future__ import annotations
 
+import functools
 import multiprocessing as mp
 import os
 import time
@@ -61,6 +62,7 @@ def cpu_threads(concurrent_runs: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(1, concurrent_runs))
 
 
+@functools.lru_cache(maxsize=None)
 def grouped_only_modules() -> frozenset[str]:
     """The modules that train same-shaped configs together (each experiment's ``run_group``): a run trained alone
     never executes them, and the tests hold grouped training equal to one-at-a-time training."""
@@ -104,14 +106,6 @@ def _init_worker(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
-def _run_from_dict(name: str, cfg_dict: dict, profile: str, root: str, device: str | None) -> dict:
-    """Entry point of slurm jobs: configs travel as plain dicts."""
-    exp = experiments.get(name)
-    row = run_one(name, exp.config_cls.from_dict(cfg_dict), profile, root,
-                  torch.device(device) if device else None)
-    return {"cfg_id": row["cfg_id"], "status": row["status"], "error": row["error"]}
-
-
 class Budget:
     """Wall-clock budget of a sweep; ``None`` means unlimited."""
 
@@ -137,14 +131,17 @@ def _inline(name, todo, profile, root, device, budget: Budget, done: Done, **_) 
         done(run_one(name, c, profile, root, device))
 
 
-def _run_job(name: str, cfg_dicts: list[dict], profile: str, root: str, device: str, grouped: bool) -> list[dict]:
-    """Entry point of pool workers: one config, or (``grouped``) one replica group trained together; row summaries."""
+def _run_job(name: str, cfg_dicts: list[dict], profile: str, root: str, device: str | None,
+             grouped: bool) -> list[dict]:
+    """Entry point of pool workers and slurm jobs (configs travel as plain dicts): one config, or (``grouped``) one
+    replica group trained together; row summaries. ``device`` None: the job's own (:func:`resolve_device`)."""
     exp = experiments.get(name)
     configs = [exp.config_cls.from_dict(d) for d in cfg_dicts]
+    dev = torch.device(device) if device else resolve_device(exp)
     if grouped:
-        rows = run_group(exp, name, configs, profile, ResultStore(root), torch.device(device))
+        rows = run_group(exp, name, configs, profile, ResultStore(root), dev)
     else:
-        rows = [run_one(name, configs[0], profile, root, torch.device(device))]
+        rows = [run_one(name, configs[0], profile, root, dev)]
     return [{"cfg_id": r["cfg_id"], "status": r["status"], "error": r["error"]} for r in rows]
 
 
@@ -258,8 +255,8 @@ def _slurm(name, todo, profile, root, device, budget: Budget, done: Done, slurm:
     if opts.get("partition"):
         ex.update_parameters(slurm_partition=opts["partition"])
     n = len(todo)
-    jobs = ex.map_array(_run_from_dict, [name] * n, [c.to_dict() for c in todo], [profile] * n, [str(root)] * n,
-                        [None] * n)
+    jobs = ex.map_array(_run_job, [name] * n, [[c.to_dict()] for c in todo], [profile] * n, [str(root)] * n,
+                        [None] * n, [False] * n)
     pending = list(jobs)
     while pending:
         still = []
@@ -269,7 +266,8 @@ def _slurm(name, todo, profile, root, device, budget: Budget, done: Done, slurm:
                     rest.cancel(check=False)
                 return
             if job.done():
-                done(job.result())
+                for summary in job.result():
+                    done(summary)
             else:
                 still.append(job)
         pending = still
