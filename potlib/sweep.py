@@ -61,9 +61,25 @@ class SweepReport:
                 f"ran {self.ran} ({st}) in {self.seconds:.0f} s{tail}")
 
 
+def counts_for(exp: experiments.Experiment, profile: str, row: dict, allow_cpu: bool = False) -> bool:
+    """Whether ``row`` counts as a row of ``profile``: a GPU experiment's ``gpu`` rows must come from a CUDA GPU.
+
+    Rows are keyed by config, so where a ``gpu`` grid shares configs with the ``cpu`` grid (credit_memo_budget's
+    are the same grid) the CPU rows would otherwise be counted, and shown, as the GPU grid's.
+    """
+    if profile != "gpu" or not exp.uses_gpu or allow_cpu:
+        return True
+    prov = row.get("provenance") or {}
+    return prov.get("device_type", "cpu" if str(prov.get("device", "cpu")).startswith("cpu") else "cuda") == "cuda"
+
+
 def missing_configs(name: str, profile: str, root: Path | str | None = None, force: bool = False,
-                    stale: bool = False):
-    """(all configs of the profile, those to run): no done row, or (``stale``) a row whose code changed."""
+                    stale: bool = False, allow_cpu: bool = False):
+    """(all configs of the profile, those to run): no done row, or (``stale``) a row whose code changed.
+
+    Raises RuntimeError when a ``gpu`` config to run already has a CPU row of another profile under ``root``:
+    rows are one file per config, so the GPU row would overwrite it (use a separate results folder).
+    """
     exp = experiments.get(name)
     configs = exp.configs(profile)
     store = ResultStore(root or default_root(profile))
@@ -75,6 +91,11 @@ def missing_configs(name: str, profile: str, root: Path | str | None = None, for
         r = rows.get(cfg_id(name, c))
         if r is None or r["status"] not in DONE_STATUSES:
             return True
+        if not counts_for(exp, profile, r, allow_cpu):
+            raise RuntimeError(
+                f"{name}: the gpu config {cfg_id(name, c)} already has a CPU row under {Path(store.root) / name} "
+                "(the cpu grid shares it); a GPU run would overwrite that row. Run the gpu profile with a "
+                "separate --results-dir")
         return stale and is_stale(exp, r)
 
     return configs, [c for c in configs if needed(c)]
@@ -160,7 +181,7 @@ def run_sweep(
     if executor == "auto":
         executor = "inline" if profile == "smoke" else "local"
     root = Path(root or default_root(profile))
-    configs, todo = missing_configs(name, profile, root, force, stale)
+    configs, todo = missing_configs(name, profile, root, force, stale, allow_cpu)
     if where:
         configs = select(configs, where)
         kept = set(configs)  # configs are frozen dataclasses: hashable
@@ -222,13 +243,14 @@ def ensure_rows(name: str, profile: str, recompute: bool = False, root: Path | s
         run_sweep(name, profile, executor="inline", root=root, progress=False)
     ids = [cfg_id(name, c) for c in exp.configs(profile)]
     rows = {r["cfg_id"]: r for r in ResultStore(root).rows(name)}  # read once, used for all checks below
-    missing = [i for i in ids if rows.get(i, {}).get("status") not in DONE_STATUSES]
+    missing = [i for i in ids if rows.get(i, {}).get("status") not in DONE_STATUSES
+               or not counts_for(exp, profile, rows[i])]
     expected = len(ids)
     if missing and partial:
         gone = set(missing)
         ids = [i for i in ids if i not in gone]
     elif missing:
-        failed = [rows[i] for i in missing if i in rows]  # present but not done: status "failed"
+        failed = [rows[i] for i in missing if rows.get(i, {}).get("status") == "failed"]
         if failed:
             first = (failed[0].get("error") or "").splitlines()[0]
             raise RuntimeError(f"{len(failed)} {profile!r} runs of {name!r} failed; the first: {first}")
@@ -273,7 +295,7 @@ def status_frame(profiles=experiments.PROFILES, root: Path | str | None = None):
                    "failed": 0, "stale": 0, "wall_h": 0.0, "sweep_h": 0.0, "devices": "", "corrupt": "",
                    "needs_gpu": exp.uses_gpu}
             try:
-                rows = [r for r in store.rows(name) if r["cfg_id"] in expected]
+                rows = [r for r in store.rows(name) if r["cfg_id"] in expected and counts_for(exp, profile, r)]
             except CorruptRowError as e:
                 rec["corrupt"] = str(e)
                 records.append(rec)

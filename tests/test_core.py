@@ -330,3 +330,19 @@ def test_no_committed_row_was_made_by_code_that_has_changed_since():
         if ids:
             stale[name] = f"{len(ids)} rows, e.g. {ids[0]}"
     assert not stale, f"rows made by code that has changed since: {stale}"
+
+
+def test_cpu_rows_never_count_as_a_gpu_grid_s():
+    """credit_memo_budget's gpu grid is its cpu grid: the committed CPU rows must not show, or be read, as GPU rows,
+    and a GPU run must not overwrite them."""
+    from potlib.results import MissingResultsError
+    from potlib.sweep import ensure_rows, missing_configs, status_frame
+
+    with pytest.raises(RuntimeError, match="would overwrite that row"):
+        missing_configs("credit_memo_budget", "gpu")
+    configs, todo = missing_configs("credit_memo_budget", "cpu")
+    assert len(configs) == 18 and todo == []
+    with pytest.raises(MissingResultsError, match="18 of 18 'gpu' rows"):
+        ensure_rows("credit_memo_budget", "gpu")
+    frame = status_frame(profiles=("gpu",))
+    assert frame.set_index("experiment").loc["credit_memo_budget", "done"] == 0
