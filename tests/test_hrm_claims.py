@@ -24,6 +24,17 @@ def test_depth_not_width_flips_with_the_data():
     assert hrm.depth_not_width(depth_width(0.0, 0.0, 0.005)).verdict == "not reproducible here"
 
 
+def test_depth_not_width_shows_the_equal_size_pair():
+    rows = frame({"n_layers": 4, "hidden_size": 64, "exact_accuracy": 0.05, "n_params": 263_552},
+                 {"n_layers": 16, "hidden_size": 64, "exact_accuracy": 0.17, "n_params": 1_049_984},
+                 {"n_layers": 4, "hidden_size": 128, "exact_accuracy": 0.20, "n_params": 1_051_392},
+                 {"n_layers": 4, "hidden_size": 192, "exact_accuracy": 0.38, "n_params": 1_773_696})
+    claim = hrm.depth_not_width(rows)
+    assert claim.verdict == "differs"
+    assert "at equal size (1.05M vs 1.05M parameters) 16 x 64: 0.170 vs 4 x 128: 0.200" in claim.ours
+    assert "equal size" not in hrm.depth_not_width(rows[rows["hidden_size"] != 128]).ours  # no pair within 10%
+
+
 def test_depth_not_width_is_pending_until_the_grid_is_whole():
     rows = depth_width(0.30, 0.50, 0.31)
     grid = pd.concat([rows, rows.iloc[:1].assign(n_layers=8)], ignore_index=True)

@@ -95,10 +95,26 @@ def depth_not_width(rows: pd.DataFrame, grid: pd.DataFrame | None = None) -> Cla
     ours = (f"exact accuracy {shared['exact_accuracy']:.3f} at {base_d} blocks x d={base_w}; "
             f"{int(deep['n_layers'])} blocks: {deep['exact_accuracy']:.3f} ({dg:+.3f}, noise ±{dn:.3f}); "
             f"d={int(wide['hidden_size'])}: {wide['exact_accuracy']:.3f} ({wg:+.3f}, noise ±{wn:.3f})")
+    twin = _equal_size_twin(ok, deep, base_d, base_w)
+    if twin is not None:  # the deepest and widest points differ in size; the fair pair has equal parameters
+        eg, en = _cmp(deep, twin)
+        ours += (f"; at equal size ({deep['n_params'] / 1e6:.2f}M vs {twin['n_params'] / 1e6:.2f}M parameters) "
+                 f"{int(deep['n_layers'])} x {base_w}: {deep['exact_accuracy']:.3f} vs {base_d} x "
+                 f"{int(twin['hidden_size'])}: {twin['exact_accuracy']:.3f} ({eg:+.3f}, noise ±{en:.3f})")
     return published_claim(cid, ours, verdict,
                            "rule: from the shared point, the deepest stack gains more than the noise (twice the "
                            "standard error) and the widest stays within it: reproduced; depth gains more than width "
-                           "by more than the noise: trend reproduced; otherwise differs")
+                           "by more than the noise: trend reproduced; otherwise differs. The equal-size pair, where "
+                           "the grid has one, is shown beside it")
+
+
+def _equal_size_twin(ok: pd.DataFrame, deep: pd.Series, base_d: int, base_w: int) -> pd.Series | None:
+    """The wider stack (``base_d`` blocks) whose parameter count is within 10% of the deepest stack's, if any."""
+    wider = ok[(ok["n_layers"] == base_d) & (ok["hidden_size"] > base_w)]
+    if not len(wider) or "n_params" not in ok.columns:
+        return None
+    gap = (wider["n_params"] / float(deep["n_params"]) - 1).abs()
+    return wider.loc[gap.idxmin()] if gap.min() <= 0.1 else None
 
 
 def _matched(ok: pd.DataFrame) -> list[tuple[int, pd.Series, pd.Series]]:
