@@ -83,14 +83,14 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--results-dir", type=Path, default=None, help="result root (default: data/results for cpu and gpu, a cache for smoke)")
     # -- how to run it --
     r.add_argument("--executor", default="auto", choices=EXECUTORS,
-                   help="auto (inline for smoke, local otherwise), inline (this process), local (process pool; on a CPU "
+                   help="auto (inline for smoke; replicas where the experiment can group configs; local otherwise), inline (this process), local (process pool; on a CPU "
                         "one thread per worker), replicas (experiments that can train same-shaped configs together; "
                         "--group-size caps a group) or slurm (submitit job array)")
     r.add_argument("--workers", type=_positive_int, default=None,
                    help="local and replicas executors: processes per GPU (default 1), on a CPU in all (default: one per core, "
                         "one thread each)")
     r.add_argument("--group-size", type=_positive_int, default=None,
-                   help="replicas executor: most configs trained together in one group (default 64)")
+                   help="replicas executor: most configs trained together in one group (default 12 on a CPU, 64 on a GPU)")
     r.add_argument("--shard", type=_shard, default=(0, 1), help="K/N: run only every N-th config starting at K (split a grid across processes)")
     # -- slurm options --
     r.add_argument("--slurm-partition", default=None, help="slurm partition")

@@ -9,8 +9,10 @@ sweep and calls one of them. Executors (``--executor``):
   while 2 threads in one process under load ran 2-4x slower than 1). On a GPU machine ``--workers``
   processes share each GPU (small models leave an H100 mostly idle).
 - ``replicas``: experiments that declare the capability (``Experiment.group_configs``/``run_group``)
-  train same-shaped configs together; groups and the configs that train alone are spread over
-  worker processes as ``local`` spreads runs (one process: all in this one).
+  train same-shaped configs together (at most 12 per group on a CPU, 64 on a GPU); groups and the configs
+  that train alone are spread over worker processes as ``local`` spreads runs (one process: all in this one).
+- ``auto`` (the default, :func:`default_executor`): ``inline`` for smoke, ``replicas`` where the experiment can
+  group configs (credit_ladder, credit_cifar), ``local`` otherwise.
 - ``slurm``: a ``submitit`` job array, one task per missing config.
 
 Every executor honours the sweep's :class:`Budget`: no new run starts once it is spent (slurm: unfinished
@@ -34,6 +36,26 @@ from potlib.config import Config
 from potlib.results import ResultStore
 
 EXECUTORS = ("auto", "inline", "local", "replicas", "slurm")
+
+
+# Replicas per group on a CPU: the bench's measured R (ladder L = 4, one thread per worker, two workers: 2.2-3.7x
+# one-at-a-time); small groups also keep two workers' loads even and the time budget's granularity short.
+CPU_GROUP_SIZE = 12
+GPU_GROUP_SIZE = 64
+
+
+def default_executor(exp: experiments.Experiment, profile: str) -> str:
+    """What ``--executor auto`` runs: ``inline`` for the smoke profile; ``replicas`` for an experiment that can
+    train same-shaped configs together (the fastest arrangement the bench measured for every ladder rule, CPU
+    and GPU alike); ``local`` otherwise."""
+    if profile == "smoke":
+        return "inline"
+    return "replicas" if exp.run_group is not None and exp.group_configs is not None else "local"
+
+
+def default_group_size(device: torch.device) -> int:
+    """Most configs one replica group trains when ``--group-size`` is not given."""
+    return GPU_GROUP_SIZE if torch.device(device).type == "cuda" else CPU_GROUP_SIZE
 
 
 def resolve_device(exp: experiments.Experiment) -> torch.device:
@@ -194,7 +216,8 @@ def _replicas(name, todo, profile, root, device, budget: Budget, done: Done, wor
     groups and the configs that train alone spread over ``workers`` processes as the local executor spreads runs
     (one process: all in this one)."""
     exp = experiments.get(name)
-    groups, rest = ([], todo) if exp.group_configs is None else exp.group_configs(todo, group_size or 64)
+    groups, rest = (([], todo) if exp.group_configs is None
+                    else exp.group_configs(todo, group_size or default_group_size(device)))
     slots, n, threads = _slots(device, workers, len(groups) + len(rest))
     if n == 1:
         store = ResultStore(root)

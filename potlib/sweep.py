@@ -1,7 +1,8 @@
 """Sweeps: expand a profile into configs, skip those with rows, run the rest, write one row each.
 
 How the configs run is an executor's business (:mod:`potlib.executors`: ``inline``, ``local``, ``replicas``,
-``slurm``; ``auto``, the default: ``inline`` for the smoke profile, ``local`` otherwise). Every executor
+``slurm``; ``auto``, the default: ``inline`` for the smoke profile, ``replicas`` for experiments that train
+same-shaped configs together, ``local`` otherwise). Every executor
 honours ``time_budget``: no new run starts once it is spent, so a time-limited machine ends cleanly and a
 rerun resumes where it stopped. Each run writes its own row atomically, so killing a sweep loses at most the
 runs in flight, and an interrupted sweep still logs the elapsed time of what it finished. A run whose
@@ -29,6 +30,7 @@ from potlib.executors import (  # noqa: F401  (re-exported: the sweep's public n
     Budget,
     check_gpu_rows,
     cpu_threads,
+    default_executor,
     fingerprint,
     grouped_only_modules,
     is_stale,
@@ -179,7 +181,7 @@ def run_sweep(
     if executor != "slurm":  # a slurm job picks its device on the cluster
         check_gpu_rows(name, profile, device, allow_cpu)
     if executor == "auto":
-        executor = "inline" if profile == "smoke" else "local"
+        executor = default_executor(exp, profile)
     root = Path(root or default_root(profile))
     configs, todo = missing_configs(name, profile, root, force, stale, allow_cpu)
     if where:

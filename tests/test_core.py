@@ -346,3 +346,18 @@ def test_cpu_rows_never_count_as_a_gpu_grid_s():
         ensure_rows("credit_memo_budget", "gpu")
     frame = status_frame(profiles=("gpu",))
     assert frame.set_index("experiment").loc["credit_memo_budget", "done"] == 0
+
+
+def test_auto_executor_is_the_fastest_measured_arrangement():
+    """Issue 14: experiments that can group configs train in replica groups by default (the bench's fastest
+    arrangement), others in a process pool, smoke inline; a CPU group holds the bench's R = 12."""
+    import torch
+
+    from potlib import experiments
+    from potlib.executors import default_executor, default_group_size
+
+    assert default_executor(experiments.get("credit_ladder"), "cpu") == "replicas"
+    assert default_executor(experiments.get("credit_cifar"), "gpu") == "replicas"
+    assert default_executor(experiments.get("hrm_act"), "cpu") == "local"
+    assert default_executor(experiments.get("credit_ladder"), "smoke") == "inline"
+    assert default_group_size(torch.device("cpu")) == 12
