@@ -84,3 +84,20 @@ def test_overfitting_text_reads_the_losses_from_the_rows():
     text = credit.overfitting_text(rows)
     assert "training cross-entropy 0.010)" in text and "test cross-entropy 2.00)" in text and "DFA 0.90 and 1.00" in text
     assert credit.overfitting_text(rows[rows["method"] == "DFA"]) == ""
+
+
+def test_cifar_memo_gap_text_reads_the_committed_scan():
+    from potlib import claims
+    from potlib.results import default_root
+    from potlib.sweep import ensure_rows
+
+    rows = ensure_rows("credit_cifar", "cpu")
+    published = claims.load_published("credit_bridge_phase2_cifar")
+    text = credit.cifar_memo_gap_text(rows, published, claims.load_published("credit_bridge_context"), default_root("cpu"))
+    pub = published.set_index(["L", "method"])
+    mine = rows.set_index(["n_layers", "method"])
+    ratios = [mine.loc[(L, "CB"), "gamma"] / pub.loc[(L, "CB"), "gamma"] for L in (2, 4, 6, 8, 12)]
+    assert f"ours is {min(ratios):.1f}-{max(ratios):.1f} times the memo's" in text
+    assert "memo's 100-epoch 0.592" in text  # from credit_bridge_context.csv: 59.2 +/- 0.4
+    assert credit.cifar_memo_gap_text(rows[rows["method"] != "CB"], published, pd.DataFrame(
+        columns=["setting", "method", "metric", "value"]), default_root("cpu")) == ""
