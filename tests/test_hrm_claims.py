@@ -116,3 +116,19 @@ def test_level_accuracy_keeps_the_ladder_order():
     long = hrm.level_accuracy(rows, ["n_layers"])
     assert list(long["level"]) == ["b5", "b50", "hard"] and list(long["accuracy"]) == [1.0, 0.2, 0.0]
     assert hrm.n_test_puzzles(rows.iloc[0]) == 2100
+
+
+def test_depth_width_text_follows_the_rows():
+    def rows(deep, twin, widest):
+        return frame({"n_layers": 4, "hidden_size": 64, "exact_accuracy": 0.05, "n_params": 263_552, "final_train_loss": 0.57},
+                     {"n_layers": 8, "hidden_size": 64, "exact_accuracy": 0.10, "n_params": 525_696, "final_train_loss": 0.47},
+                     {"n_layers": 16, "hidden_size": 64, "exact_accuracy": deep, "n_params": 1_049_984, "final_train_loss": 0.40},
+                     {"n_layers": 4, "hidden_size": 128, "exact_accuracy": twin, "n_params": 1_051_392, "final_train_loss": 0.4},
+                     {"n_layers": 4, "hidden_size": 192, "exact_accuracy": widest, "n_params": 1_773_696, "final_train_loss": 0.3})
+    gpu = pd.DataFrame({"n_layers": [4, 32, 4], "hidden_size": [256, 256, 768], "train_steps": 4000, "batch_size": 256})
+    text = hrm.depth_width_text(rows(0.17, 0.20, 0.38).assign(train_steps=1000), gpu)
+    assert text.startswith("Grown from the shared point, width gains more than depth here")
+    assert "neither axis beats the other size for size" in text and "is below the 8-layer stack's" in text
+    assert "The `gpu` grid trains 4-32 layers at d = 256 and widths up to 768" in text
+    assert "size for size, depth wins" in hrm.depth_width_text(rows(0.40, 0.20, 0.38).assign(train_steps=1000), gpu)
+    assert "within the noise of each other" in hrm.depth_width_text(rows(0.37, 0.20, 0.38).assign(train_steps=1000), gpu)

@@ -311,3 +311,54 @@ def hrm(depth_width: pd.DataFrame, layers: pd.DataFrame, act: pd.DataFrame, dyna
               (inference_scaling, act, "hrm_act"), (participation_ratio, dynamics, "hrm_dynamics"),
               (one_step_memory, memory, "hrm_memory")]
     return [_unless_diverged(rule(rows, g.get(name)), rows, g.get(name)) for rule, rows, name in checks]
+
+
+def depth_width_text(rows: pd.DataFrame, gpu_grid: pd.DataFrame) -> str:
+    """'What the rows show' for depth vs width: the deepest and the widest stack, the equal-size pair where the grid
+    has one, the ladder rungs nobody solves, and what would decide the claim (convergence, the ``gpu`` grid)."""
+    ok = ok_rows(rows)
+    base_w = ok["hidden_size"].min() if len(ok) else None
+    wider = ok[ok["hidden_size"] > base_w] if len(ok) else ok
+    if not len(wider):
+        return ""
+    base_d = int(wider["n_layers"].min())
+    column = ok[ok["hidden_size"] == base_w].sort_values("n_layers")
+    deep, widest = column.iloc[-1], wider.sort_values("hidden_size").iloc[-1]
+    gap, err = _cmp(widest, deep)
+    lead = ("width gains more than depth" if gap > err else "depth gains more than width" if -gap > err
+            else "depth and width end within the noise of each other")
+    out = [f"Grown from the shared point, {lead} here: the widest stack ({base_d} x {int(widest['hidden_size'])}) "
+           f"reaches {widest['exact_accuracy']:.3f}, the deepest ({int(deep['n_layers'])} x {int(base_w)}) "
+           f"{deep['exact_accuracy']:.3f} (noise ±{err:.3f})."]
+    if "n_params" in ok.columns:
+        if widest["n_params"] > 1.1 * deep["n_params"]:
+            out.append(f"The widest is also the larger model ({widest['n_params'] / 1e6:.2f}M parameters against "
+                       f"{deep['n_params'] / 1e6:.2f}M).")
+        twin = _equal_size_twin(ok, deep, base_d, int(base_w))
+        if twin is not None:
+            eg, en = _cmp(deep, twin)
+            verdict = ("neither axis beats the other size for size" if abs(eg) <= en else
+                       "size for size, depth wins" if eg > 0 else "size for size, width wins")
+            out.append(f"At equal size ({deep['n_params'] / 1e6:.2f}M and {twin['n_params'] / 1e6:.2f}M) the "
+                       f"{int(deep['n_layers'])}-layer stack and the {base_d}-layer stack at d = {int(twin['hidden_size'])} "
+                       f"reach {deep['exact_accuracy']:.3f} and {twin['exact_accuracy']:.3f} ({eg:+.3f}, noise ±{en:.3f}): "
+                       f"{verdict} at this budget.")
+    best = level_accuracy(ok, ["n_layers", "hidden_size"]).groupby("level", observed=True)["accuracy"].max()
+    if len(best) and (best == 0).any():
+        out.append(f"No model solves a puzzle of the rungs {', '.join(map(str, best[best == 0].index))}, so the "
+                   f"comparison rests on {', '.join(map(str, best[best > 0].index))}.")
+    if len(column) > 1 and "final_train_loss" in ok.columns:
+        mid = column.iloc[-2]
+        d_loss = float(deep["final_train_loss"] - mid["final_train_loss"])
+        fit = ("is level with" if abs(d_loss) < 0.02 * float(mid["final_train_loss"]) else
+               "is below" if d_loss < 0 else "is above")
+        out.append(f"What would decide it: models trained to convergence at equal size (after "
+                   f"{int(deep['train_steps']):,} steps the {int(deep['n_layers'])}-layer stack's training loss, "
+                   f"{deep['final_train_loss']:.3f}, {fit} the {int(mid['n_layers'])}-layer stack's, "
+                   f"{mid['final_train_loss']:.3f}), and depths nearer the paper's 8-256 layers.")
+    if len(gpu_grid):
+        gd = gpu_grid[gpu_grid["hidden_size"] == gpu_grid["hidden_size"].min()]
+        out.append(f"The `gpu` grid trains {int(gd['n_layers'].min())}-{int(gd['n_layers'].max())} layers at d = "
+                   f"{int(gd['hidden_size'].min())} and widths up to {int(gpu_grid['hidden_size'].max())} for "
+                   f"{int(gpu_grid['train_steps'].max()):,} steps of batch {int(gpu_grid['batch_size'].max())}.")
+    return " ".join(out)
