@@ -101,3 +101,14 @@ def test_cifar_memo_gap_text_reads_the_committed_scan():
     assert "memo's 100-epoch 0.592" in text  # from credit_bridge_context.csv: 59.2 +/- 0.4
     assert credit.cifar_memo_gap_text(rows[rows["method"] != "CB"], published, pd.DataFrame(
         columns=["setting", "method", "metric", "value"]), default_root("cpu")) == ""
+
+
+def test_vector_field_text_names_the_best_other_rule_and_a_collapse():
+    ladder = pd.DataFrame([{"alpha": 1.0, "n_layers": 4, "epochs": 20, "method": m, "status": "ok", "gamma": g,
+                            "rho": g, "test_acc": a} for m, g, a in (("DFA", 0.3, 0.58), ("SB", 0.5, 0.57), ("CB", 0.4, 0.56))])
+    vf = pd.DataFrame([{"alpha": 1.0, "n_layers": 4, "epochs": 20, "method": "VF", "status": "ok", "ema": e, "gamma": g,
+                        "rho": g, "test_acc": a} for e, g, a in ((0.9, 0.75, 0.57), (0.995, -0.01, 0.12))])
+    text = credit.vector_field_text(vf, ladder)
+    assert "momentum 0.9, VF's Γ 0.750 is above the best other local rule's (SB 0.500)" in text
+    assert "accuracy 0.570 is 0.010 below the best (DFA 0.580)" in text
+    assert "momentum 0.995, VF's credit collapses (Γ -0.010) and the network ends at accuracy 0.120" in text
