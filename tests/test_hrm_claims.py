@@ -129,6 +129,9 @@ def test_depth_width_text_follows_the_rows():
     text = hrm.depth_width_text(rows(0.17, 0.20, 0.38).assign(train_steps=1000), gpu)
     assert text.startswith("Grown from the shared point, width gains more than depth here")
     assert "neither axis beats the other size for size" in text and "is below the 8-layer stack's" in text
+    assert "single run" not in text  # both axes ordered: nothing says the runs vary beyond the sampling noise
+    drop = hrm.depth_width_text(rows(0.08, 0.20, 0.38).assign(train_steps=1000), gpu)
+    assert "scores lower in 1 place (at most 0.020: 16 x 64 0.080 against 8 x 64 0.100)" in drop
     assert "The `gpu` grid trains 4-32 layers at d = 256 and widths up to 768" in text
     assert "size for size, depth wins" in hrm.depth_width_text(rows(0.40, 0.20, 0.38).assign(train_steps=1000), gpu)
     assert "within the noise of each other" in hrm.depth_width_text(rows(0.37, 0.20, 0.38).assign(train_steps=1000), gpu)

@@ -343,10 +343,23 @@ def depth_width_text(rows: pd.DataFrame, gpu_grid: pd.DataFrame) -> str:
                        f"{int(deep['n_layers'])}-layer stack and the {base_d}-layer stack at d = {int(twin['hidden_size'])} "
                        f"reach {deep['exact_accuracy']:.3f} and {twin['exact_accuracy']:.3f} ({eg:+.3f}, noise ±{en:.3f}): "
                        f"{verdict} at this budget.")
+    drops = []  # a larger model of either axis below its smaller neighbour: run-to-run variation shows there
+    for axis in (column, pd.concat([column[column["n_layers"] == base_d], wider]).sort_values("hidden_size")):
+        for (_, a), (_, b) in zip(axis.iterrows(), axis.iloc[1:].iterrows()):
+            if b["exact_accuracy"] < a["exact_accuracy"]:
+                drops.append((a["exact_accuracy"] - b["exact_accuracy"], a, b))
+    if drops:
+        size, a, b = max(drops, key=lambda t: t[0])
+        out.append(f"Each point is a single run, and the ± is the test set's sampling noise only: the larger of two "
+                   f"neighbouring models scores lower in {len(drops)} place{'s' if len(drops) > 1 else ''} (at most "
+                   f"{size:.3f}: {int(b['n_layers'])} x {int(b['hidden_size'])} {b['exact_accuracy']:.3f} against "
+                   f"{int(a['n_layers'])} x {int(a['hidden_size'])} {a['exact_accuracy']:.3f}), so differences from run "
+                   "to run are likely larger than that noise.")
     best = level_accuracy(ok, ["n_layers", "hidden_size"]).groupby("level", observed=True)["accuracy"].max()
-    if len(best) and (best == 0).any():
-        out.append(f"No model solves a puzzle of the rungs {', '.join(map(str, best[best == 0].index))}, so the "
-                   f"comparison rests on {', '.join(map(str, best[best > 0].index))}.")
+    if len(best) and (best <= 0.05).any():  # rungs where no model solves more than one test puzzle in twenty
+        out.append(f"No model solves more than one test puzzle in twenty on the rungs "
+                   f"{', '.join(map(str, best[best <= 0.05].index))}, so the comparison rests on "
+                   f"{', '.join(map(str, best[best > 0.05].index))}.")
     if len(column) > 1 and "final_train_loss" in ok.columns:
         mid = column.iloc[-2]
         d_loss = float(deep["final_train_loss"] - mid["final_train_loss"])
