@@ -88,7 +88,7 @@ def _parser() -> argparse.ArgumentParser:
                         "--group-size caps a group) or slurm (submitit job array)")
     r.add_argument("--workers", type=_positive_int, default=None,
                    help="local and replicas executors: processes per GPU (default 1), on a CPU in all (default: one per core, "
-                        "one thread each)")
+                        "the cores shared among them; set POTLIB_THREADS=1 when several sweeps run at once)")
     r.add_argument("--group-size", type=_positive_int, default=None,
                    help="replicas executor: most configs trained together in one group (default 12 on a CPU, 64 on a GPU)")
     r.add_argument("--shard", type=_shard, default=(0, 1), help="K/N: run only every N-th config starting at K (split a grid across processes)")
