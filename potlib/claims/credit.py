@@ -409,7 +409,9 @@ def cifar_table(cifar: pd.DataFrame, published: pd.DataFrame) -> pd.DataFrame:
     ok = ok_rows(cifar)
     pub = published.set_index(["L", "method"])
     ours = ok.set_index(["n_layers", "method"]) if len(ok) else None
-    keys = sorted(set(pub.index) | (set(ours.index) if ours is not None else set()))
+    order = {r: i for i, r in enumerate(("BP", "DFA", "SB", "CB"))}  # the figures' order of the rules
+    keys = sorted(set(pub.index) | (set(ours.index) if ours is not None else set()),
+                  key=lambda k: (k[0], order.get(k[1], len(order)), k[1]))
     nan = float("nan")
     out = []
     for L, rule in keys:
