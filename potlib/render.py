@@ -76,7 +76,7 @@ def provenance_line(*frames: pd.DataFrame) -> str:
     st = "" if set(status) == {"ok"} else " (" + ", ".join(f"{v} {k}" for k, v in status.items()) + ")"
     devices = sorted({re.sub(r"\b1 threads\b", "1 thread", d) for d in devices})  # rows written before the fix
     return (
-        f"{len(df)} rows{st} · commit {', '.join(commits)} · device {'; '.join(devices)}"
+        f"{len(df)} row{'s' if len(df) != 1 else ''}{st} · commit {', '.join(commits)} · device {'; '.join(devices)}"
         + (f" · data: {'; '.join(datasets)}" if datasets else "")
     )
 
