@@ -332,7 +332,7 @@ def test_no_committed_row_was_made_by_code_that_has_changed_since():
     assert not stale, f"rows made by code that has changed since: {stale}"
 
 
-def test_cpu_rows_never_count_as_a_gpu_grid_s():
+def test_cpu_rows_never_count_as_gpu_rows():
     """credit_memo_budget's gpu grid is its cpu grid: the committed CPU rows must not show, or be read, as GPU rows,
     and a GPU run must not overwrite them."""
     from potlib.results import MissingResultsError

@@ -74,16 +74,13 @@ def depth_not_width(rows: pd.DataFrame, grid: pd.DataFrame | None = None) -> Cla
     ok = ok_rows(rows)
     if not covered(rows, grid) or not len(ok):
         return published_claim(cid, "", "pending", "")
-    done = rows[rows["status"].isin(("ok", "diverged"))]  # the grid's axes, whether or not every run finished
-    base_w = int(done["hidden_size"].min())  # the shared point: the width axis's depth at the base width
-    widened = done[done["hidden_size"] > base_w]
-    if not len(widened):
+    axes = _depth_width_axes(rows)
+    if axes is None:
         return published_claim(cid, "", "pending", "")
-    base_d = int(widened["n_layers"].iloc[0])
-    at_w, at_d = done[done["hidden_size"] == base_w], done[done["n_layers"] == base_d]
+    base_d, base_w, deep_d, wide_w = axes
     shared = _pick(ok, n_layers=base_d, hidden_size=base_w)
-    deep = _pick(ok, n_layers=int(at_w["n_layers"].max()), hidden_size=base_w)
-    wide = _pick(ok, n_layers=base_d, hidden_size=int(at_d["hidden_size"].max()))
+    deep = _pick(ok, n_layers=deep_d, hidden_size=base_w)
+    wide = _pick(ok, n_layers=base_d, hidden_size=wide_w)
     if shared is None or deep is None or wide is None:
         return published_claim(cid, "", "pending", "")
     if at_floor(shared, deep, wide):
@@ -106,6 +103,21 @@ def depth_not_width(rows: pd.DataFrame, grid: pd.DataFrame | None = None) -> Cla
                            "standard error) and the widest stays within it: reproduced; depth gains more than width "
                            "by more than the noise: trend reproduced; otherwise differs. The equal-size pair, where "
                            "the grid has one, is shown beside it")
+
+
+def _depth_width_axes(rows: pd.DataFrame) -> tuple[int, int, int, int] | None:
+    """(base depth, base width, deepest depth, widest width) of a depth-width grid, read from its finished runs (ok
+    or diverged, whether or not every run finished); None while the width axis has no run."""
+    done = rows[rows["status"].isin(("ok", "diverged"))] if len(rows) else rows
+    if not len(done):
+        return None
+    base_w = int(done["hidden_size"].min())  # the shared point: the width axis's depth at the base width
+    widened = done[done["hidden_size"] > base_w]
+    if not len(widened):
+        return None
+    base_d = int(widened["n_layers"].min())
+    return (base_d, base_w, int(done.loc[done["hidden_size"] == base_w, "n_layers"].max()),
+            int(done.loc[done["n_layers"] == base_d, "hidden_size"].max()))
 
 
 def _equal_size_twin(ok: pd.DataFrame, deep: pd.Series, base_d: int, base_w: int) -> pd.Series | None:
@@ -317,13 +329,14 @@ def depth_width_text(rows: pd.DataFrame, gpu_grid: pd.DataFrame) -> str:
     """'What the rows show' for depth vs width: the deepest and the widest stack, the equal-size pair where the grid
     has one, the ladder rungs nobody solves, and what would decide the claim (convergence, the ``gpu`` grid)."""
     ok = ok_rows(rows)
-    base_w = ok["hidden_size"].min() if len(ok) else None
-    wider = ok[ok["hidden_size"] > base_w] if len(ok) else ok
-    if not len(wider):
+    axes = _depth_width_axes(rows)
+    deep, widest = ((None, None) if axes is None else
+                    (_pick(ok, n_layers=axes[2], hidden_size=axes[1]), _pick(ok, n_layers=axes[0], hidden_size=axes[3])))
+    if deep is None or widest is None:
         return ""
-    base_d = int(wider["n_layers"].min())
+    base_d, base_w = axes[0], axes[1]
     column = ok[ok["hidden_size"] == base_w].sort_values("n_layers")
-    deep, widest = column.iloc[-1], wider.sort_values("hidden_size").iloc[-1]
+    wider = ok[ok["hidden_size"] > base_w]
     gap, err = _cmp(widest, deep)
     lead = ("width gains more than depth" if gap > err else "depth gains more than width" if -gap > err
             else "depth and width end within the noise of each other")
