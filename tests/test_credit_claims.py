@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from potlib.claims import credit
+from potlib.claims import credit, credit_text
 
 
 def _rows(gammas: dict[tuple[float, int, str], float]) -> pd.DataFrame:
@@ -58,7 +58,7 @@ def test_cifar_scan_verdict_and_text_follow_the_rows():
     published = pd.DataFrame({"L": [2, 12], "method": ["CB", "CB"], "acc": [0.311, 0.239], "gamma": [0.2, 0.03],
                               "rho": [0.03, 0.001]})
     assert credit.no_goldilocks(rows, grid).verdict == "reproduced"  # CB's ρ 0.05 < 0.1 at every depth
-    text = credit.cifar_text(rows, published)
+    text = credit_text.cifar_text(rows, published)
     assert "CB 0.320 → 0.200 (memo 0.311 → 0.239)" in text and "CB +0.050;" not in text and "CB +0.050." in text
     useful = rows.assign(rho=[1.0, 0.01, 0.2, 0.3, 1.0, 0.01, 0.2, 0.3])
     assert credit.no_goldilocks(useful, grid).verdict == "differs"  # L = 2: ρ 0.3 and accuracy 0.32 ≥ DFA's 0.3
@@ -81,9 +81,9 @@ def test_overfitting_text_reads_the_losses_from_the_rows():
     rows = pd.DataFrame([{"alpha": 1.0, "n_layers": L, "method": m, "seed": 42, "status": "ok", "train_loss": tr,
                           "test_loss": te, "test_acc": 0.5}
                          for L in (2, 4) for m, tr, te in (("BP", 0.01, 2.0), ("DFA", 0.9, 1.0))])
-    text = credit.overfitting_text(rows)
+    text = credit_text.overfitting_text(rows)
     assert "training cross-entropy 0.010)" in text and "test cross-entropy 2.00)" in text and "DFA 0.90 and 1.00" in text
-    assert credit.overfitting_text(rows[rows["method"] == "DFA"]) == ""
+    assert credit_text.overfitting_text(rows[rows["method"] == "DFA"]) == ""
 
 
 def test_cifar_memo_gap_text_reads_the_committed_scan():
@@ -93,13 +93,13 @@ def test_cifar_memo_gap_text_reads_the_committed_scan():
 
     rows = ensure_rows("credit_cifar", "cpu")
     published = claims.load_published("credit_bridge_phase2_cifar")
-    text = credit.cifar_memo_gap_text(rows, published, claims.load_published("credit_bridge_context"), default_root("cpu"))
+    text = credit_text.cifar_memo_gap_text(rows, published, claims.load_published("credit_bridge_context"), default_root("cpu"))
     pub = published.set_index(["L", "method"])
     mine = rows.set_index(["n_layers", "method"])
     ratios = [mine.loc[(L, "CB"), "gamma"] / pub.loc[(L, "CB"), "gamma"] for L in (2, 4, 6, 8, 12)]
     assert f"ours is {min(ratios):.1f}-{max(ratios):.1f} times the memo's" in text
     assert "memo's 100-epoch 0.592" in text  # from credit_bridge_context.csv: 59.2 +/- 0.4
-    assert credit.cifar_memo_gap_text(rows[rows["method"] != "CB"], published, pd.DataFrame(
+    assert credit_text.cifar_memo_gap_text(rows[rows["method"] != "CB"], published, pd.DataFrame(
         columns=["setting", "method", "metric", "value"]), default_root("cpu")) == ""
 
 
@@ -108,7 +108,23 @@ def test_vector_field_text_names_the_best_other_rule_and_a_collapse():
                             "rho": g, "test_acc": a} for m, g, a in (("DFA", 0.3, 0.58), ("SB", 0.5, 0.57), ("CB", 0.4, 0.56))])
     vf = pd.DataFrame([{"alpha": 1.0, "n_layers": 4, "epochs": 20, "method": "VF", "status": "ok", "ema": e, "gamma": g,
                         "rho": g, "test_acc": a} for e, g, a in ((0.9, 0.75, 0.57), (0.995, -0.01, 0.12))])
-    text = credit.vector_field_text(vf, ladder)
+    text = credit_text.vector_field_text(vf, ladder)
     assert "momentum 0.9, VF's Γ 0.750 is above the best other local rule's (SB 0.500)" in text
     assert "accuracy 0.570 is 0.010 below the best (DFA 0.580)" in text
     assert "momentum 0.995, VF's credit collapses (Γ -0.010) and the network ends at accuracy 0.120" in text
+
+
+def test_vf_collapse_text_reads_the_committed_runs():
+    from potlib.results import default_root
+    from potlib.sweep import ensure_rows
+
+    memo, vf = ensure_rows("credit_memo_budget", "cpu"), ensure_rows("credit_vector_field", "cpu")
+    long_vf = memo[(memo["method"] == "VF") & (memo["status"] == "ok")]
+    table, curves = credit_text.takeover(long_vf, default_root("cpu"))
+    assert len(table) == len(long_vf) and set(curves["epoch"]) == set(range(1, int(long_vf["epochs"].iloc[0]) + 1))
+    assert (table["peak_at"] <= table["warmup"]).all()
+    assert all(c > w for c, w in zip(table["collapse"].dropna(), table["warmup"]))  # a collapse comes after the warmup
+    text = credit_text.vf_collapse_text(long_vf, vf[vf["status"] == "ok"], long_vf.iloc[:0], 0.117, default_root("cpu"))
+    assert f"peaks inside the warmup ({table['peak_gamma'].min():.2f}–{table['peak_gamma'].max():.2f}" in text
+    assert f"{len(table['collapse'].dropna())} of {len(table)} runs" in text or "no run falls below" in text
+    assert "With the faster target momentum 0.9, none of 6 runs falls below" in text and "credit bridge ends" not in text

@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from potlib.claims import hrm
+from potlib.claims import hrm, hrm_text
 
 
 def frame(*rows, n_test=700):
@@ -126,12 +126,52 @@ def test_depth_width_text_follows_the_rows():
                      {"n_layers": 4, "hidden_size": 128, "exact_accuracy": twin, "n_params": 1_051_392, "final_train_loss": 0.4},
                      {"n_layers": 4, "hidden_size": 192, "exact_accuracy": widest, "n_params": 1_773_696, "final_train_loss": 0.3})
     gpu = pd.DataFrame({"n_layers": [4, 32, 4], "hidden_size": [256, 256, 768], "train_steps": 4000, "batch_size": 256})
-    text = hrm.depth_width_text(rows(0.17, 0.20, 0.38).assign(train_steps=1000), gpu)
+    text = hrm_text.depth_width_text(rows(0.17, 0.20, 0.38).assign(train_steps=1000), gpu)
     assert text.startswith("Grown from the shared point, width gains more than depth here")
     assert "neither axis beats the other size for size" in text and "is below the 8-layer stack's" in text
     assert "single run" not in text  # both axes ordered: nothing says the runs vary beyond the sampling noise
-    drop = hrm.depth_width_text(rows(0.08, 0.20, 0.38).assign(train_steps=1000), gpu)
+    drop = hrm_text.depth_width_text(rows(0.08, 0.20, 0.38).assign(train_steps=1000), gpu)
     assert "scores lower in 1 place (at most 0.020: 16 x 64 0.080 against 8 x 64 0.100)" in drop
     assert "The `gpu` grid trains 4-32 layers at d = 256 and widths up to 768" in text
-    assert "size for size, depth wins" in hrm.depth_width_text(rows(0.40, 0.20, 0.38).assign(train_steps=1000), gpu)
-    assert "within the noise of each other" in hrm.depth_width_text(rows(0.37, 0.20, 0.38).assign(train_steps=1000), gpu)
+    assert "size for size, depth wins" in hrm_text.depth_width_text(rows(0.40, 0.20, 0.38).assign(train_steps=1000), gpu)
+    assert "within the noise of each other" in hrm_text.depth_width_text(rows(0.37, 0.20, 0.38).assign(train_steps=1000), gpu)
+
+
+def test_layers_computed_text_follows_the_rows():
+    up = layers((0.3, 0.5, 0.7), (0.2, 0.3, 0.4), 0.9).assign(n_params=[1e5, 2e5, 4e5, 5e4, 5e4, 5e4, 1e5], halt_max_steps=1)
+    text = hrm_text.layers_computed_text(up)
+    assert "the looped 2-block stack is ahead of the Transformer beyond the noise at every count" in text
+    assert "16: 0.700 vs 0.400" in text and "0.05M parameters at every count" in text
+    assert "HRM (0.10M parameters) reaches 0.900 with 24 layers computed (M = 1)" in text
+    assert "ahead of the best Transformer (0.400 at 16 layers computed" in text
+    assert "computes more layers than any other model here (24 or more against at most 16)" in text
+    mixed = hrm_text.layers_computed_text(layers((0.1, 0.3, 0.7), (0.3, 0.3, 0.4), 0.4).assign(halt_max_steps=2))
+    assert "ahead of the Transformer at 16, behind at 4 and level at the rest" in mixed
+    assert "behind the best looped 2-block stack" in mixed
+    assert hrm_text.layers_computed_text(layers((0.3,) * 3, (0.3,) * 3, 0.3).iloc[:0]) == ""
+
+
+def test_unsolved_rungs_names_them():
+    rows = frame({"model": "hrm", "layers_computed": 12, "exact_acc_level_b5": 0.9, "exact_acc_level_hard": 0.0},
+                 {"model": "transformer", "layers_computed": 4, "exact_acc_level_b5": 0.5, "exact_acc_level_hard": 0.04})
+    assert "on the rungs hard, so the comparison rests on b5" in hrm_text.unsolved_rungs(rows, ["model", "layers_computed"])
+    assert hrm_text.unsolved_rungs(rows.drop(columns="exact_acc_level_hard"), ["model"]) == ""
+
+
+def test_act_text_follows_the_rows():
+    text = hrm_text.act_text(act_rows((0.5, 0.6), (0.49, 0.3), (1.4, 1.8), 0.2))
+    assert "at M_max = 2 ACT trains with 1.40 segments per puzzle (70% of M_max) and is level with fixed M = 2" in text
+    assert "at M_max = 4 ACT trains with 1.80 segments per puzzle (45% of M_max) and is behind fixed M = 4" in text
+    assert "the model trained at M_max = 2 goes from 0.490 after 2 segments to 0.690 after 8 (a gain" in text
+    assert "Q-head at test time as well, the M_max = 2 model uses 1.40 segments and solves 0.490" in text
+    assert "(a loss" in hrm_text.act_text(act_rows((0.5, 0.6), (0.5, 0.6), (1.4, 1.8), -0.2))
+    assert hrm_text.act_text(act_rows((0.5, 0.6), (0.5, 0.6), (1.4, 1.8), 0.2).iloc[:0]) == ""
+
+
+def test_act_text_with_the_act_runs_only():
+    rows = act_rows((0.5, 0.6), (0.49, 0.3), (1.4, 1.8), 0.2)
+    text = hrm_text.act_text(rows[rows["act"] == True])  # noqa: E712  the fixed-M runs not yet made
+    assert "at M_max = 2 HRM trains with 1.40 segments per puzzle (70% of M_max)" in text
+    assert "fixed-M runs to compare with are not in this edition" in text
+    assert "the model trained at M_max = 4 goes from 0.300 after 4 segments to 0.500 after 8" in text
+    assert hrm.inference_scaling(rows[rows["act"] == True]).verdict == "reproduced"  # noqa: E712

@@ -1,4 +1,5 @@
-"""Verdicts and generated text of the credit-assignment chapter (seed 003), from credit_* rows."""
+"""Verdicts and tables of the credit-assignment chapter (source 003), from credit_* rows; its generated text is in
+``potlib.claims.credit_text``."""
 
 from __future__ import annotations
 
@@ -7,45 +8,9 @@ import pandas as pd
 
 from potlib.claims import core
 from potlib.claims.core import Claim, covered, finite, noise, published_claim
-from potlib.results import ResultStore
 
 
-def collapse_text(rows: pd.DataFrame, memo: pd.Series, root, baseline: str) -> str:
-    """A paragraph, generated from the credit_collapse rows: does Γ fall under RMS-normalised credit
-    (the setting named ``baseline``), which single knob keeps it highest, and how the state norm behaves."""
-    store = ResultStore(root)
-    cb = rows[(rows["method"] == "CB") & (rows["status"] == "ok")]
-    if cb.empty or baseline not in set(cb["setting"]):
-        return "The RMS-normalised baseline has no row at this profile."
-    d = cb[cb["setting"] == baseline].iloc[0]
-    curve = store.artifacts("credit_collapse", d["cfg_id"])["epoch_gamma"]
-    norms = store.artifacts("credit_collapse", d["cfg_id"])["epoch_state_norm"][:, -1]
-    peak, peak_at = float(curve.max()), int(curve.argmax()) + 1
-    best = cb.sort_values("gamma", ascending=False).iloc[0]
-    refs = rows[rows["method"] != "CB"].set_index("setting")
-    falls = float(curve[-1]) < 0.8 * peak
-    parts = [
-        f"With credit divided by its RMS (our first reading of the memos), Γ peaks at {peak:.3f} (epoch {peak_at}) "
-        f"and ends at {curve[-1]:.3f} "
-        f"after {len(curve)} epochs ({'it falls' if falls else 'it does not fall'} as training goes on), with test "
-        f"accuracy {d['test_acc']:.3f} and ‖h_L‖ going from {norms[0]:.3g} to {norms[-1]:.3g}; the memo reports "
-        f"Γ {memo['gamma']:.3f} and accuracy {memo['acc']:.3f} at 80 epochs.",
-        f"Of the single changes, '{best['setting']}' ends with the highest Γ, {best['gamma']:.3f} "
-        f"(accuracy {best['test_acc']:.3f}, ‖h_L‖ {best['state_norm_last']:.3g}).",
-    ]
-    dist = ((cb["gamma"] - memo["gamma"]) ** 2 + (cb["rho"] - memo["rho"]) ** 2 + (cb["test_acc"] - memo["acc"]) ** 2) ** 0.5
-    near = cb.loc[dist.idxmin()]
-    parts.append(
-        f"The setting whose Γ, ρ and accuracy lie closest to the memo's ({memo['gamma']:.3f}, {memo['rho']:.3f}, "
-        f"{memo['acc']:.3f}) is '{near['setting']}' ({near['gamma']:.3f}, {near['rho']:.3f}, {near['test_acc']:.3f}): "
-        "of the readings tried, the one most consistent with the memo's numbers (one seed, a quarter of its epochs).")
-    if {"BP", "DFA"} <= set(refs.index):
-        parts.append(f"At the same budget BP reaches accuracy {refs.loc['BP', 'test_acc']:.3f} and DFA "
-                     f"{refs.loc['DFA', 'test_acc']:.3f} (Γ {refs.loc['DFA', 'gamma']:.3f}).")
-    return " ".join(parts)
-
-
-CH = "Credit assignment (seed 003)"
+CH = "Credit assignment (source 003)"
 BRIDGES = ("CB", "SB", "DFA")
 
 
@@ -265,19 +230,6 @@ def ladder_table(ladder: pd.DataFrame, published: pd.DataFrame, alpha: float = 1
     return pd.DataFrame(out)
 
 
-def calibration_text(ladder: pd.DataFrame, random_rho: float) -> str:
-    """ρ of BP credit over every ladder row, and of a random credit vector, beside SPEC's calibration values."""
-    bp = ok_rows(ladder)
-    bp = bp[bp["method"] == "BP"]["rho"] if len(bp) else bp
-    if not len(bp):
-        return "No BP row at this profile, so ρ cannot be calibrated here."
-    span = f"{bp.min():.4f}" if f"{bp.min():.4f}" == f"{bp.max():.4f}" else f"{bp.min():.4f} to {bp.max():.4f}"
-    return (f"Calibration of ρ: backprop's own credit gives ρ = {span} over the {len(bp)} BP rows (the memo's "
-            f"protocol: 0.9965), and a random credit vector gives {random_rho:+.4f} (memo: 0.0056): the metric "
-            + ("separates true from random credit here as it did there." if bp.min() > 0.95 and abs(random_rho) < 0.05
-               else "does not separate true from random credit as cleanly here."))
-
-
 def vector_field_table(vf: pd.DataFrame, ladder: pd.DataFrame) -> pd.DataFrame:
     """VF (per target momentum) beside the ladder's rules at the same α, depth and epochs: mean ± sd."""
     vf_ok = ok_rows(vf)
@@ -297,48 +249,6 @@ def vector_field_table(vf: pd.DataFrame, ladder: pd.DataFrame) -> pd.DataFrame:
                             "ρ": pm(p["rho"].mean(), p["rho"].std()),
                             "accuracy": pm(p["test_acc"].mean(), p["test_acc"].std()), "seeds": len(p)})
     return pd.DataFrame(out)
-
-
-def vector_field_text(vf: pd.DataFrame, ladder: pd.DataFrame, collapsed: float = 0.05) -> str:
-    """Generated summary: per depth and target momentum, VF's Γ and accuracy against the best of the other local
-    rules (DFA, SB, CB) of the ladder grid at the same α, depth and epochs; |Γ| < ``collapsed`` is called a collapse."""
-    vf_ok, lad = ok_rows(vf), ok_rows(ladder)
-    if vf_ok.empty:
-        return "No vector-field row at this profile."
-    parts = []
-    for (L, ema), p in vf_ok.groupby(["n_layers", "ema"]):
-        same = lad[(lad["method"].isin(["DFA", "SB", "CB"])) & (lad["alpha"] == p["alpha"].iloc[0])
-                   & (lad["n_layers"] == L) & (lad["epochs"] == p["epochs"].iloc[0])] if len(lad) else lad
-        g, a = p["gamma"].mean(), p["test_acc"].mean()
-        head = f"At L = {L}, with target momentum {ema:g},"
-        if abs(g) < collapsed:
-            parts.append(f"{head} VF's credit collapses (Γ {g:.3f}) and the network ends at accuracy {a:.3f}.")
-            continue
-        if not len(same):
-            parts.append(f"{head} VF reaches Γ {g:.3f} and accuracy {a:.3f}; no other local rule to compare.")
-            continue
-        means = same.groupby("method")[["gamma", "test_acc"]].mean()
-        rg, ra = means["gamma"].idxmax(), means["test_acc"].idxmax()
-        parts.append(f"{head} VF's Γ {g:.3f} is {'above' if g > means.loc[rg, 'gamma'] else 'below'} the best other "
-                     f"local rule's ({rg} {means.loc[rg, 'gamma']:.3f}), and its accuracy {a:.3f} is "
-                     f"{abs(a - means.loc[ra, 'test_acc']):.3f} {'above' if a > means.loc[ra, 'test_acc'] else 'below'} "
-                     f"the best ({ra} {means.loc[ra, 'test_acc']:.3f}).")
-    return " ".join(parts)
-
-
-def normalisation_text(memo_budget: pd.DataFrame, own_scale: str, rms: str) -> str:
-    """Generated: the credit bridge with credit at its own scale (setting ``own_scale``) vs divided by its
-    RMS (setting ``rms``), at the memo's budget."""
-    ok = ok_rows(memo_budget)
-    parts = {s: ok[ok["setting"] == s] for s in (own_scale, rms)} if len(ok) else {}
-    if not parts or any(p.empty for p in parts.values()):
-        return "The memo-budget rows (credit_memo_budget) are not there yet at this profile."
-    (a, b) = parts.values()
-    return (f"At the memo's budget ({int(a['epochs'].max())} epochs, {len(a)} and {len(b)} seeds) the credit bridge "
-            f"with credit at its own scale ends at Γ {pm(a['gamma'].mean(), a['gamma'].std())}, ρ "
-            f"{pm(a['rho'].mean(), a['rho'].std())}, accuracy {pm(a['test_acc'].mean(), a['test_acc'].std())}; with "
-            f"RMS-normalised credit at Γ {pm(b['gamma'].mean(), b['gamma'].std())}, ρ {pm(b['rho'].mean(), b['rho'].std())}, "
-            f"accuracy {pm(b['test_acc'].mean(), b['test_acc'].std())}.")
 
 
 # -- CIFAR-10 depth scan (credit_cifar rows, one seed) ---------------------------------------------------------
@@ -376,33 +286,6 @@ def no_goldilocks(cifar: pd.DataFrame, grid: pd.DataFrame | None = None) -> Clai
                            "differs")
 
 
-def cifar_text(cifar: pd.DataFrame, published: pd.DataFrame) -> str:
-    """'What the rows show' for the CIFAR-10 scan: each rule's accuracy from the shallowest to the deepest scanned
-    depth beside the memo's, and the range of each rule's ρ against the ρ a useful credit needs (GOLDILOCKS_RHO)."""
-    ok = ok_rows(cifar)
-    if ok.empty:
-        return "No run of the scan exists in this edition yet."
-    lo, hi = int(ok["n_layers"].min()), int(ok["n_layers"].max())
-    acc, rho = [], []
-    for rule in ("BP", "DFA", "SB", "CB"):
-        mine = ok[ok["method"] == rule].set_index("n_layers")
-        if lo in mine.index and hi in mine.index and lo != hi:
-            memo = published[(published["method"] == rule) & published["L"].isin([lo, hi])].set_index("L")
-            ref = (f" (memo {memo.loc[lo, 'acc']:.3f} → {memo.loc[hi, 'acc']:.3f})"
-                   if {lo, hi} <= set(memo.index) else "")
-            acc.append(f"{rule} {mine.loc[lo, 'test_acc']:.3f} → {mine.loc[hi, 'test_acc']:.3f}{ref}")
-        if rule != "BP" and len(mine):
-            a, b = f"{mine['rho'].min():+.3f}", f"{mine['rho'].max():+.3f}"
-            rho.append(f"{rule} {a}" + (f" to {b}" if b != a else ""))
-    out = []
-    if acc:
-        out.append(f"Test accuracy from L = {lo} to L = {hi}: " + "; ".join(acc) + ".")
-    if rho:
-        out.append(f"ρ over the scanned depths (a locally useful credit needs ρ ≥ {GOLDILOCKS_RHO}; backprop's is 1): "
-                   + "; ".join(rho) + ".")
-    return " ".join(out)
-
-
 def cifar_table(cifar: pd.DataFrame, published: pd.DataFrame) -> pd.DataFrame:
     """Per depth and rule (ours or the memo's): accuracy, Γ and ρ, ours with the memo's value in brackets (one seed
     each; '–' where we have no row)."""
@@ -425,67 +308,3 @@ def cifar_table(cifar: pd.DataFrame, published: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out, columns=["L", "rule", "accuracy: ours (memo)", "Γ: ours (memo)", "ρ: ours (memo)"])
 
 
-def overfitting_text(ladder: pd.DataFrame, alpha: float = 1.0) -> str:
-    """Why backprop's test accuracy can sit below the local rules' on the ladder: its final training and test
-    cross-entropy beside theirs at ``alpha`` (seed means, ranges over depths), from the rows."""
-    ok = ok_rows(ladder)
-    ok = ok[ok["alpha"] == alpha]
-    if ok.empty or "BP" not in set(ok["method"]):
-        return ""
-    means = ok.groupby(["method", "n_layers"])[["train_loss", "test_loss", "test_acc"]].mean()
-
-    def span(rule: str, col: str, fmt: str = "{:.2f}") -> str:
-        v = means.loc[rule, col]
-        return fmt.format(v.min()) + ("" if v.min() == v.max() else "–" + fmt.format(v.max()))
-
-    others = [r for r in ("DFA", "SB", "CB") if r in means.index.get_level_values(0)]
-    rest = "; ".join(f"{r} {span(r, 'train_loss')} and {span(r, 'test_loss')}" for r in others)
-    return (f"**Why backprop is not the most accurate at α = {alpha:g}.** Over the scanned depths, backprop fits the "
-            f"training set (final training cross-entropy {span('BP', 'train_loss', '{:.3f}')}) and overfits it (test "
-            f"cross-entropy {span('BP', 'test_loss')}), while the local rules fit it far less and stay close to their "
-            f"training loss on the test set (training and test cross-entropy: {rest}). Their test accuracy is higher "
-            "for that reason, not because their credit is better: Γ and ρ measure how well each rule's credit points "
-            "along the true gradient, and backprop's is exact.")
-
-
-def cifar_memo_gap_text(cifar: pd.DataFrame, published: pd.DataFrame, context: pd.DataFrame, root) -> str:
-    """Where our CIFAR-10 scan and the memo's part, from the rows: DFA's Γ against the memo's (the metric's check),
-    CB's Γ against the memo's CB and DFA, whether CB's per-epoch Γ is still rising at the last epoch, and accuracy
-    (``context``: credit_bridge_context.csv, for the memo's 100-epoch backprop accuracy)."""
-    ok = ok_rows(cifar)
-    pub = published.set_index(["L", "method"])
-    mine = ok.set_index(["n_layers", "method"]) if len(ok) else None
-    depths = sorted(L for L in {k[0] for k in pub.index} if mine is not None and all(
-        (L, r) in mine.index and (L, r) in pub.index for r in ("DFA", "CB")))
-    if not depths:
-        return ""
-    dfa_gap = max(abs(mine.loc[(L, "DFA"), "gamma"] - pub.loc[(L, "DFA"), "gamma"]) for L in depths)
-    memo_cb_dfa = max(abs(pub.loc[(L, "CB"), "gamma"] - pub.loc[(L, "DFA"), "gamma"]) for L in depths)
-    ratio = [mine.loc[(L, "CB"), "gamma"] / pub.loc[(L, "CB"), "gamma"] for L in depths]
-    store = ResultStore(root)
-    curves = [np.asarray(store.artifacts("credit_cifar", mine.loc[(L, "CB"), "cfg_id"])["epoch_gamma"]) for L in depths]
-    last_steps = [float(c[-1] - c[-2]) for c in curves if len(c) >= 2]
-    epochs = int(ok["epochs"].max())
-    trend = "" if len(last_steps) < len(depths) else (
-        f"Ours is {'still rising' if min(last_steps) > 0 else 'not rising at every depth'} at the last of its {epochs} "
-        f"epochs (last-epoch changes {min(last_steps):+.3f} to {max(last_steps):+.3f}); {epochs} epochs cannot say where "
-        "it ends after 100, and the vector field on the ladder (its own page) shows that a learned credit can lose its "
-        "alignment once the network follows it. ")
-    acc = {r: ok[ok["method"] == r]["test_acc"] for r in ("BP", "DFA", "CB")}
-    bp = context[(context["setting"].str.startswith("CIFAR-10")) & (context["method"] == "BP")
-                 & (context["metric"] == "test_acc_pct")]["value"]
-    bp_memo = float(str(bp.iloc[0]).split("+/-")[0]) / 100 if len(bp) else float("nan")
-    memo_acc = {r: pub.xs(r, level="method")["acc"] for r in ("DFA", "CB")}
-    return (
-        f"Our DFA's Γ is the memo's to within {dfa_gap:.3f} at every depth ({', '.join(map(str, depths))}), so the metric "
-        f"and the DFA baseline agree. The credit bridge's do not: ours is {min(ratio):.1f}-{max(ratio):.1f} times the "
-        f"memo's, while the memo's CB Γ lies within {memo_cb_dfa:.3f} of its own DFA's at every depth, as it would if the "
-        "bridge's credit had stayed near the DFA warmup's. " + trend + "Accuracy differs too: after "
-        f"{epochs} epochs our DFA and CB reach {min(acc['DFA'].min(), acc['CB'].min()):.3f}-"
-        f"{max(acc['DFA'].max(), acc['CB'].max()):.3f}, "
-        f"{'above' if min(acc['DFA'].min(), acc['CB'].min()) > max(memo_acc['DFA'].max(), memo_acc['CB'].max()) else 'against'} "
-        f"the memo's {min(memo_acc['DFA'].min(), memo_acc['CB'].min()):.3f}-"
-        f"{max(memo_acc['DFA'].max(), memo_acc['CB'].max()):.3f} after 100, while our backprop's "
-        f"{acc['BP'].min():.3f}-{acc['BP'].max():.3f} is {'near' if abs(acc['BP'].mean() - bp_memo) <= 0.05 else 'against'} "
-        f"the memo's 100-epoch {bp_memo:.3f}. We have no row that "
-        "explains the local rules' gap (the JPEG re-encoding, the learning rate and the feedback scale are candidates).")

@@ -1,4 +1,4 @@
-"""Verdicts of the gradient-flow chapter (seeds 004 and 002) from gradflow_* and frozen_context rows."""
+"""Verdicts of the gradient-flow chapter (sources 004 and 002) from gradflow_* and frozen_context rows."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from potlib.claims.core import Claim, mean_of as _mean
 from potlib.claims.gradflow_text import EXPLODING_NORM
 
 CH_FLOW = "Gradient flow"
-SEED004 = "seed 004"
-SEED002 = "seed 002"
+SOURCE004 = "source 004"
+SOURCE002 = "source 002"
 
 
 def gradient_flow(depth: pd.DataFrame, softmax: pd.DataFrame, clipping: pd.DataFrame) -> list[Claim]:
-    """Claims of seed 004 against the gradflow_depth / _softmax / _clipping rows."""
+    """Claims of source 004 against the gradflow_depth / _softmax / _clipping rows."""
     out: list[Claim] = []
     L = int(depth["n_layers"].max())
     kw = dict(n_layers=L, output_scaling=False)
@@ -32,7 +32,7 @@ def gradient_flow(depth: pd.DataFrame, softmax: pd.DataFrame, clipping: pd.DataF
     at_init = nores0 < 0.1 * pre0
     trained = s_nr_t < s_pre_t - 2 and acc_nores < acc_pre - 0.2
     out.append(Claim(
-        CH_FLOW, "Residual connections keep gradients flowing to early layers", f"{SEED004}, Residual Connection Gradients",
+        CH_FLOW, "Residual connections keep gradients flowing to early layers", f"{SOURCE004}, Residual Connection Gradients",
         "without the identity path, gradients to early layers vanish",
         f"depth {L_nr}: at init ‖dL/dh_0‖ is {nores0:.2f} without residual vs {pre0:.2f} pre-norm"
         f"{'' if at_init else ' (LayerNorm keeps it)'}; "
@@ -50,7 +50,7 @@ def gradient_flow(depth: pd.DataFrame, softmax: pd.DataFrame, clipping: pd.DataF
     t_post = _mean(depth, "param_slope_trained", norm="post_norm", **kw)
     n_ok = (s_post < s_pre) + (t_post < t_pre)
     out.append(Claim(
-        CH_FLOW, "Pre-norm preserves gradients to early layers better than post-norm", f"{SEED004}, Pre-Norm vs Post-Norm",
+        CH_FLOW, "Pre-norm preserves gradients to early layers better than post-norm", f"{SOURCE004}, Pre-Norm vs Post-Norm",
         "gradients to early layers are better preserved with pre-norm",
         f"log10(first/last block gradient), depth {L}: at init pre-norm {s_pre:+.2f}, post-norm {s_post:+.2f}; "
         f"after training {t_pre:+.2f} vs {t_post:+.2f}",
@@ -61,7 +61,7 @@ def gradient_flow(depth: pd.DataFrame, softmax: pd.DataFrame, clipping: pd.DataF
     loss_post = _mean(depth, "loss_trained", norm="post_norm", **kw)
     div_post = int((depth[(depth["norm"] == "post_norm")]["status"] == "diverged").sum())
     out.append(Claim(
-        CH_FLOW, "Pre-norm trains more stably than post-norm, especially deep", f"{SEED004}, Pre-Norm vs Post-Norm",
+        CH_FLOW, "Pre-norm trains more stably than post-norm, especially deep", f"{SOURCE004}, Pre-Norm vs Post-Norm",
         "training is more stable, especially for deep models",
         f"depth {L}, lr 1e-3, no warmup, 200 steps: held-out loss {loss_pre:.3f} pre-norm vs {loss_post:.3f} post-norm; "
         f"{div_post} diverged post-norm runs",
@@ -75,7 +75,7 @@ def gradient_flow(depth: pd.DataFrame, softmax: pd.DataFrame, clipping: pd.DataF
     g1 = _mean(depth, "stream_rms_growth_init", norm="pre_norm", n_layers=L, output_scaling=True)
     out.append(Claim(
         CH_FLOW, "Scaling residual output projections by 1/sqrt(2·layers) keeps the stream's variance stable",
-        f"{SEED004}, The Role of Initialization",
+        f"{SOURCE004}, The Role of Initialization",
         "variance stays stable across depth",
         f"pre-norm, depth {L}: residual-stream RMS grows {g0:.2f}x over the stack without scaling, {g1:.2f}x with it",
         "reproduced" if abs(np.log(g1)) < abs(np.log(g0)) else "differs",
@@ -90,7 +90,7 @@ def gradient_flow(depth: pd.DataFrame, softmax: pd.DataFrame, clipping: pd.DataF
     jac_s = _mean(softmax, "softmax_jacobian_fro_mean", d_k=dmax, scaled=True)
     out.append(Claim(
         CH_FLOW, "Without 1/sqrt(d_k), large scores saturate the softmax and shrink its Jacobian",
-        f"{SEED004}, The Scaling Factor's Role",
+        f"{SOURCE004}, The Scaling Factor's Role",
         "large scores -> softmax saturates -> gradients through it vanish",
         f"d_k={dmax}: rows with max weight > 0.99: {sat_u:.0%} unscaled vs {sat_s:.0%} scaled; "
         f"‖softmax Jacobian‖_F {jac_u:.3f} vs {jac_s:.3f}",
@@ -100,7 +100,7 @@ def gradient_flow(depth: pd.DataFrame, softmax: pd.DataFrame, clipping: pd.DataF
     gq_u = _mean(softmax, "grad_q_norm_mean", d_k=dmax, scaled=False)
     gq_s = _mean(softmax, "grad_q_norm_mean", d_k=dmax, scaled=True)
     out.append(Claim(
-        CH_FLOW, "…so the gradient reaching the query vanishes", f"{SEED004}, The Scaling Factor's Role",
+        CH_FLOW, "…so the gradient reaching the query vanishes", f"{SOURCE004}, The Scaling Factor's Role",
         "gradient through softmax ≈ 0",
         f"d_k={dmax}: mean ‖dL/dq‖ {gq_u:.1f} unscaled vs {gq_s:.1f} scaled",
         "reproduced" if gq_u < gq_s else "differs",
@@ -109,7 +109,7 @@ def gradient_flow(depth: pd.DataFrame, softmax: pd.DataFrame, clipping: pd.DataF
     ))
     ex = torch.softmax(torch.tensor([2.0, 0.0, 0.0], dtype=torch.float64), 0).tolist()
     out.append(Claim(
-        CH_FLOW, "Worked example: softmax([2, 0, 0])", f"{SEED004}, The Scaling Factor's Role",
+        CH_FLOW, "Worked example: softmax([2, 0, 0])", f"{SOURCE004}, The Scaling Factor's Role",
         "[0.84, 0.08, 0.08]", "[" + ", ".join(f"{v:.3f}" for v in ex) + "] (exact arithmetic)",
         "reproduced" if abs(ex[0] - 0.84) < 0.005 else "differs",
         "rule: first weight within 0.005 of 0.84; e^2/(e^2+2) = 0.787",
@@ -120,7 +120,7 @@ def gradient_flow(depth: pd.DataFrame, softmax: pd.DataFrame, clipping: pd.DataF
     cos_g = float(clipping[clipping["clip"] == "global_norm"]["cosine_used_vs_raw_min"].min())
     cos_v = float(clipping[clipping["clip"] == "value"]["cosine_used_vs_raw_min"].min())
     out.append(Claim(
-        CH_FLOW, "Global-norm clipping preserves the gradient's direction", f"{SEED004}, Gradient Clipping",
+        CH_FLOW, "Global-norm clipping preserves the gradient's direction", f"{SOURCE004}, Gradient Clipping",
         "all parameters scaled equally, direction preserved",
         f"min cosine(clipped, raw) over all steps: {cos_g:.6f} global-norm vs {cos_v:.3f} per-value",
         "reproduced" if cos_g > 1 - 1e-4 else "differs",
@@ -129,7 +129,7 @@ def gradient_flow(depth: pd.DataFrame, softmax: pd.DataFrame, clipping: pd.DataF
     lrs = sorted(clipping["lr"].unique())
     fracs = {lr: _mean(clipping, "clipped_fraction", clip="global_norm", threshold=1.0, lr=lr) for lr in lrs}
     out.append(Claim(
-        CH_FLOW, "Clipping at max_norm=1.0 only kicks in when gradients are abnormally large", f"{SEED004}, Gradient Clipping",
+        CH_FLOW, "Clipping at max_norm=1.0 only kicks in when gradients are abnormally large", f"{SOURCE004}, Gradient Clipping",
         "only kicks in when gradients are abnormally large",
         "steps clipped at max_norm=1.0: " + ", ".join(f"{f:.0%} at lr {lr:g}" for lr, f in fracs.items())
         + " (post-norm stack; the gradient-flow page says in which steps)",
@@ -141,7 +141,7 @@ def gradient_flow(depth: pd.DataFrame, softmax: pd.DataFrame, clipping: pd.DataF
     loss_glob = _mean(clipping, "final_loss", clip="global_norm", threshold=1.0, lr=hi)
     exploded = worst > EXPLODING_NORM
     out.append(Claim(
-        CH_FLOW, "Clipping is a practical fix for exploding gradients", f"{SEED004}, Gradient Clipping",
+        CH_FLOW, "Clipping is a practical fix for exploding gradients", f"{SOURCE004}, Gradient Clipping",
         "loss explodes -> add gradient clipping",
         f"largest unclipped gradient norm in any run: {worst:.1f} ({'an explosion' if exploded else 'no explosion'}); "
         f"final loss at lr={hi:g}: {loss_none:.2f} unclipped, {loss_glob:.2f} clipped at 1.0",
@@ -153,7 +153,7 @@ def gradient_flow(depth: pd.DataFrame, softmax: pd.DataFrame, clipping: pd.DataF
 
 
 def frozen_context(frozen: pd.DataFrame) -> list[Claim]:
-    """Claims of seed 002 against the frozen_context rows."""
+    """Claims of source 002 against the frozen_context rows."""
     out: list[Claim] = []
     fr = frozen[frozen["mode"] == "frozen"]
     full = frozen[frozen["mode"] == "full"]
@@ -161,7 +161,7 @@ def frozen_context(frozen: pd.DataFrame) -> list[Claim]:
     n_max = int(frozen["n_ctx"].max())
     all_params = bool((fr["params_with_grad"] == fr["params_total"]).all())
     out.append(Claim(
-        CH_FLOW, "With a frozen context, W_q, W_k, W_v, W_o (every layer) still receive gradient", f"{SEED002}, Full attention layers",
+        CH_FLOW, "With a frozen context, W_q, W_k, W_v, W_o (every layer) still receive gradient", f"{SOURCE002}, Full attention layers",
         "gradient flows through W_q, W_k/W_v of decision tokens and W_o",
         f"{int(fr['params_with_grad'].min())} of {int(fr['params_total'].max())} parameter tensors receive gradient when frozen",
         "reproduced" if all_params else "differs", "rule: every parameter tensor has a non-zero gradient",
@@ -169,14 +169,14 @@ def frozen_context(frozen: pd.DataFrame) -> list[Claim]:
     leak = int(fr["ctx_only_tok_rows_with_grad"].max())
     full_rows = int(full["ctx_only_tok_rows_with_grad"].min()) if not full.empty else -1
     out.append(Claim(
-        CH_FLOW, "A frozen context cannot change how the context itself is encoded", f"{SEED002}, What this means",
+        CH_FLOW, "A frozen context cannot change how the context itself is encoded", f"{SOURCE002}, What this means",
         "the model learns to use the context encoding, not to change it",
         f"embedding rows of context-only tokens with gradient: {leak} frozen vs ≥{full_rows} full backprop",
         "reproduced" if leak == 0 and full_rows > 0 else "differs", "rule: zero when frozen, non-zero with full backprop",
     ))
     rq, rk, rv = (float(fr[f"grad_ratio_w{x}"].mean()) for x in "qkv")
     out.append(Claim(
-        CH_FLOW, "With a frozen context the model learns through W_q: how it looks, not what it sees", f"{SEED002}, Full attention layers",
+        CH_FLOW, "With a frozen context the model learns through W_q: how it looks, not what it sees", f"{SOURCE002}, Full attention layers",
         "the query projection learns to look for the right things in the context",
         f"|g_frozen|/|g_full| averaged over context lengths: W_q {rq:.2f}, W_k {rk:.2f}, W_v {rv:.2f}",
         "reproduced" if rq > 0.8 and rq > 2 * max(rk, rv) else "differs",
@@ -184,7 +184,7 @@ def frozen_context(frozen: pd.DataFrame) -> list[Claim]:
     ))
     err = float(frozen["dalpha_dq_max_abs_err"].max())
     out.append(Claim(
-        CH_FLOW, "∂αᵢⱼ/∂qᵢ = αᵢⱼ (kⱼ − Σₗ αᵢₗ kₗ)/√d, frozen keys included", f"{SEED002}, Mathematical Detail",
+        CH_FLOW, "∂αᵢⱼ/∂qᵢ = αᵢⱼ (kⱼ − Σₗ αᵢₗ kₗ)/√d, frozen keys included", f"{SOURCE002}, Mathematical Detail",
         "closed form", f"max abs(closed form − autograd) = {err:.1e} (float64, every row)",
         "reproduced" if err < 1e-10 else "differs", "rule: < 1e-10 in float64",
     ))
@@ -193,13 +193,13 @@ def frozen_context(frozen: pd.DataFrame) -> list[Claim]:
     m_ck = _mean(ck, "peak_memory_mib", n_ctx=n_max)
     m_fr = _mean(fr, "peak_memory_mib", n_ctx=n_max)
     out.append(Claim(
-        CH_FLOW, "Gradient checkpointing gives the full gradient at lower memory", f"{SEED002}, The gradient checkpointing alternative",
+        CH_FLOW, "Gradient checkpointing gives the full gradient at lower memory", f"{SOURCE002}, The gradient checkpointing alternative",
         "gradient flows through the entire forward pass; less memory, more compute",
         f"relative gradient error {ck_err:.1e}; peak memory at {n_max} context tokens {m_ck:.0f} MiB vs {m_full:.0f} MiB full",
         "reproduced" if ck_err < 1e-5 and m_ck < m_full else "differs", "rule: error < 1e-5 and lower peak memory",
     ))
     out.append(Claim(
-        CH_FLOW, "Context-frozen training is the cheap option", f"{SEED002}, The Hybrid Approach",
+        CH_FLOW, "Context-frozen training is the cheap option", f"{SOURCE002}, The Hybrid Approach",
         "frozen context is cheaper than full forward+backward",
         f"peak memory at {n_max} context tokens: {m_fr:.0f} MiB frozen vs {m_full:.0f} MiB full ({m_full / m_fr:.1f}x)",
         "reproduced" if m_fr < m_full else "differs", "rule: lower peak memory when frozen",

@@ -1,4 +1,4 @@
-"""Generated text of the gradient-flow pages (seeds 004 and 002), built from the rows at render time.
+"""Generated text of the gradient-flow pages (sources 004 and 002), built from the rows at render time.
 
 Every sentence that states an outcome is written here from gradflow_* and frozen_context rows, with its
 numbers formatted from the data and its wording chosen by a condition on the data, so that it stays true

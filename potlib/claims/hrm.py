@@ -47,14 +47,15 @@ def level_accuracy(rows: pd.DataFrame, by: list[str], metric: str = "exact") -> 
     return long.sort_values([*by, "level"]).reset_index(drop=True)
 
 
-def _pick(rows: pd.DataFrame, **where) -> pd.Series | None:
+def pick(rows: pd.DataFrame, **where) -> pd.Series | None:
+    """The first finished (``ok``) row whose columns equal ``where``'s values; None if there is none."""
     sel = ok_rows(rows)
     for k, v in where.items():
         sel = sel[sel[k] == v]
     return sel.iloc[0] if len(sel) else None
 
 
-def _cmp(a: pd.Series, b: pd.Series, col: str = "exact_accuracy") -> tuple[float, float]:
+def compare(a: pd.Series, b: pd.Series, col: str = "exact_accuracy") -> tuple[float, float]:
     """(a - b, noise) of ``col`` between two rows."""
     return float(a[col] - b[col]), noise(float(a[col]), float(b[col]), n_test_puzzles(a), n_test_puzzles(b))
 
@@ -74,27 +75,27 @@ def depth_not_width(rows: pd.DataFrame, grid: pd.DataFrame | None = None) -> Cla
     ok = ok_rows(rows)
     if not covered(rows, grid) or not len(ok):
         return published_claim(cid, "", "pending", "")
-    axes = _depth_width_axes(rows)
+    axes = depth_width_axes(rows)
     if axes is None:
         return published_claim(cid, "", "pending", "")
     base_d, base_w, deep_d, wide_w = axes
-    shared = _pick(ok, n_layers=base_d, hidden_size=base_w)
-    deep = _pick(ok, n_layers=deep_d, hidden_size=base_w)
-    wide = _pick(ok, n_layers=base_d, hidden_size=wide_w)
+    shared = pick(ok, n_layers=base_d, hidden_size=base_w)
+    deep = pick(ok, n_layers=deep_d, hidden_size=base_w)
+    wide = pick(ok, n_layers=base_d, hidden_size=wide_w)
     if shared is None or deep is None or wide is None:
         return published_claim(cid, "", "pending", "")
     if at_floor(shared, deep, wide):
         return published_claim(cid, f"exact accuracy ≤ 0.01 at every point", *FLOOR)
-    dg, dn = _cmp(deep, shared)
-    wg, wn = _cmp(wide, shared)
+    dg, dn = compare(deep, shared)
+    wg, wn = compare(wide, shared)
     verdict = ("reproduced" if dg > dn and abs(wg) <= wn else "trend reproduced" if dg - wg > max(dn, wn)
                else "differs")
     ours = (f"exact accuracy {shared['exact_accuracy']:.3f} at {base_d} blocks x d={base_w}; "
             f"{int(deep['n_layers'])} blocks: {deep['exact_accuracy']:.3f} ({dg:+.3f}, noise ±{dn:.3f}); "
             f"d={int(wide['hidden_size'])}: {wide['exact_accuracy']:.3f} ({wg:+.3f}, noise ±{wn:.3f})")
-    twin = _equal_size_twin(ok, deep, base_d, base_w)
+    twin = equal_size_twin(ok, deep, base_d, base_w)
     if twin is not None:  # the deepest and widest points differ in size; the fair pair has equal parameters
-        eg, en = _cmp(deep, twin)
+        eg, en = compare(deep, twin)
         ours += (f"; at equal size ({deep['n_params'] / 1e6:.2f}M vs {twin['n_params'] / 1e6:.2f}M parameters) "
                  f"{int(deep['n_layers'])} x {base_w}: {deep['exact_accuracy']:.3f} vs {base_d} x "
                  f"{int(twin['hidden_size'])}: {twin['exact_accuracy']:.3f} ({eg:+.3f}, noise ±{en:.3f})")
@@ -105,7 +106,7 @@ def depth_not_width(rows: pd.DataFrame, grid: pd.DataFrame | None = None) -> Cla
                            "the grid has one, is shown beside it")
 
 
-def _depth_width_axes(rows: pd.DataFrame) -> tuple[int, int, int, int] | None:
+def depth_width_axes(rows: pd.DataFrame) -> tuple[int, int, int, int] | None:
     """(base depth, base width, deepest depth, widest width) of a depth-width grid, read from its finished runs (ok
     or diverged, whether or not every run finished); None while the width axis has no run."""
     done = rows[rows["status"].isin(("ok", "diverged"))] if len(rows) else rows
@@ -120,7 +121,7 @@ def _depth_width_axes(rows: pd.DataFrame) -> tuple[int, int, int, int] | None:
             int(done.loc[done["n_layers"] == base_d, "hidden_size"].max()))
 
 
-def _equal_size_twin(ok: pd.DataFrame, deep: pd.Series, base_d: int, base_w: int) -> pd.Series | None:
+def equal_size_twin(ok: pd.DataFrame, deep: pd.Series, base_d: int, base_w: int) -> pd.Series | None:
     """The wider stack (``base_d`` blocks) whose parameter count is within 10% of the deepest stack's, if any."""
     wider = ok[(ok["n_layers"] == base_d) & (ok["hidden_size"] > base_w)]
     if not len(wider) or "n_params" not in ok.columns:
@@ -129,7 +130,7 @@ def _equal_size_twin(ok: pd.DataFrame, deep: pd.Series, base_d: int, base_w: int
     return wider.loc[gap.idxmin()] if gap.min() <= 0.1 else None
 
 
-def _matched(ok: pd.DataFrame) -> list[tuple[int, pd.Series, pd.Series]]:
+def matched_pairs(ok: pd.DataFrame) -> list[tuple[int, pd.Series, pd.Series]]:
     """(layers computed, Transformer row, looped-stack row) at every layer count both have."""
     t = ok[ok["model"] == "transformer"].set_index("layers_computed")
     r = ok[ok["model"] == "recurrent_transformer"].set_index("layers_computed")
@@ -141,14 +142,14 @@ def recurrence_beats_depth(rows: pd.DataFrame, grid: pd.DataFrame | None = None)
     cid = "hrm_recurrence_beats_depth"
     if not covered(rows, grid, model=("transformer", "recurrent_transformer")):
         return published_claim(cid, "", "pending", "")
-    pairs = _matched(ok_rows(rows))
+    pairs = matched_pairs(ok_rows(rows))
     if not pairs:
         return published_claim(cid, "", "pending", "")
     if at_floor(*[r for _, t, r in pairs], *[t for _, t, r in pairs]):
         return published_claim(cid, "exact accuracy ≤ 0.01 at every point", *FLOOR)
     parts, gaps = [], []
     for n, t, r in pairs:
-        gaps.append(_cmp(r, t))
+        gaps.append(compare(r, t))
         parts.append(f"{n} layers: looped {r['exact_accuracy']:.3f} vs deep {t['exact_accuracy']:.3f}")
     (top, top_noise), first = gaps[-1], gaps[0][0]
     verdict = ("reproduced" if top > top_noise else
@@ -173,7 +174,7 @@ def hrm_beats_both(rows: pd.DataFrame, grid: pd.DataFrame | None = None) -> Clai
     h = best["hrm"]
     if at_floor(*best.values()):
         return published_claim(cid, "exact accuracy ≤ 0.01 for every model", *FLOOR)
-    cmp = {m: _cmp(h, best[m]) for m in ("transformer", "recurrent_transformer")}
+    cmp = {m: compare(h, best[m]) for m in ("transformer", "recurrent_transformer")}
     ahead = [d > nz for d, nz in cmp.values()]
     behind = [d < -nz for d, nz in cmp.values()]
     verdict = "reproduced" if all(ahead) else "trend reproduced" if not any(behind) and any(ahead) else "differs"
@@ -194,7 +195,7 @@ def act_table(rows: pd.DataFrame) -> pd.DataFrame:
     ok = ok_rows(rows)
     out = []
     for m in sorted(ok["halt_max_steps"].unique()) if len(ok) else []:
-        f, a = _pick(ok, halt_max_steps=m, act=False), _pick(ok, halt_max_steps=m, act=True)
+        f, a = pick(ok, halt_max_steps=m, act=False), pick(ok, halt_max_steps=m, act=True)
         get = lambda r, c: float(r[c]) if r is not None and c in r.index else np.nan  # noqa: E731
         out.append({"M_max": int(m), "fixed_exact": get(f, "exact_accuracy"), "act_exact": get(a, "exact_accuracy"),
                     "act_train_steps": get(a, "train_mean_steps"), "act_halting_exact": get(a, "act_exact"),
@@ -263,7 +264,7 @@ def inference_scaling(rows: pd.DataFrame, grid: pd.DataFrame | None = None) -> C
 def participation_ratio(rows: pd.DataFrame, grid: pd.DataFrame | None = None) -> Claim:
     """Fig 8: PR(z_H) / PR(z_L) after training well above 1, and not before (paper: 2.98 vs 0.97)."""
     cid = "hrm_participation_ratio"
-    r = _pick(rows, model="hrm") if covered(rows, grid, model="hrm") else None
+    r = pick(rows, model="hrm") if covered(rows, grid, model="hrm") else None
     if r is None or not finite(r["pr_zH_trained"], r["pr_zL_trained"], r["pr_zH_untrained"], r["pr_zL_untrained"]):
         return published_claim(cid, "", "pending", "")
     trained, untrained = r["pr_zH_trained"] / r["pr_zL_trained"], r["pr_zH_untrained"] / r["pr_zL_untrained"]
@@ -323,68 +324,3 @@ def hrm(depth_width: pd.DataFrame, layers: pd.DataFrame, act: pd.DataFrame, dyna
               (inference_scaling, act, "hrm_act"), (participation_ratio, dynamics, "hrm_dynamics"),
               (one_step_memory, memory, "hrm_memory")]
     return [_unless_diverged(rule(rows, g.get(name)), rows, g.get(name)) for rule, rows, name in checks]
-
-
-def depth_width_text(rows: pd.DataFrame, gpu_grid: pd.DataFrame) -> str:
-    """'What the rows show' for depth vs width: the deepest and the widest stack, the equal-size pair where the grid
-    has one, the ladder rungs nobody solves, and what would decide the claim (convergence, the ``gpu`` grid)."""
-    ok = ok_rows(rows)
-    axes = _depth_width_axes(rows)
-    deep, widest = ((None, None) if axes is None else
-                    (_pick(ok, n_layers=axes[2], hidden_size=axes[1]), _pick(ok, n_layers=axes[0], hidden_size=axes[3])))
-    if deep is None or widest is None:
-        return ""
-    base_d, base_w = axes[0], axes[1]
-    column = ok[ok["hidden_size"] == base_w].sort_values("n_layers")
-    wider = ok[ok["hidden_size"] > base_w]
-    gap, err = _cmp(widest, deep)
-    lead = ("width gains more than depth" if gap > err else "depth gains more than width" if -gap > err
-            else "depth and width end within the noise of each other")
-    out = [f"Grown from the shared point, {lead} here: the widest stack ({base_d} x {int(widest['hidden_size'])}) "
-           f"reaches {widest['exact_accuracy']:.3f}, the deepest ({int(deep['n_layers'])} x {int(base_w)}) "
-           f"{deep['exact_accuracy']:.3f} (noise ±{err:.3f})."]
-    if "n_params" in ok.columns:
-        if widest["n_params"] > 1.1 * deep["n_params"]:
-            out.append(f"The widest is also the larger model ({widest['n_params'] / 1e6:.2f}M parameters against "
-                       f"{deep['n_params'] / 1e6:.2f}M).")
-        twin = _equal_size_twin(ok, deep, base_d, int(base_w))
-        if twin is not None:
-            eg, en = _cmp(deep, twin)
-            verdict = ("neither axis beats the other size for size" if abs(eg) <= en else
-                       "size for size, depth wins" if eg > 0 else "size for size, width wins")
-            out.append(f"At equal size ({deep['n_params'] / 1e6:.2f}M and {twin['n_params'] / 1e6:.2f}M) the "
-                       f"{int(deep['n_layers'])}-layer stack and the {base_d}-layer stack at d = {int(twin['hidden_size'])} "
-                       f"reach {deep['exact_accuracy']:.3f} and {twin['exact_accuracy']:.3f} ({eg:+.3f}, noise ±{en:.3f}): "
-                       f"{verdict} at this budget.")
-    drops = []  # a larger model of either axis below its smaller neighbour: run-to-run variation shows there
-    for axis in (column, pd.concat([column[column["n_layers"] == base_d], wider]).sort_values("hidden_size")):
-        for (_, a), (_, b) in zip(axis.iterrows(), axis.iloc[1:].iterrows()):
-            if b["exact_accuracy"] < a["exact_accuracy"]:
-                drops.append((a["exact_accuracy"] - b["exact_accuracy"], a, b))
-    if drops:
-        size, a, b = max(drops, key=lambda t: t[0])
-        out.append(f"Each point is a single run, and the ± is the test set's sampling noise only: the larger of two "
-                   f"neighbouring models scores lower in {len(drops)} place{'s' if len(drops) > 1 else ''} (at most "
-                   f"{size:.3f}: {int(b['n_layers'])} x {int(b['hidden_size'])} {b['exact_accuracy']:.3f} against "
-                   f"{int(a['n_layers'])} x {int(a['hidden_size'])} {a['exact_accuracy']:.3f}), so differences from run "
-                   "to run are likely larger than that noise.")
-    best = level_accuracy(ok, ["n_layers", "hidden_size"]).groupby("level", observed=True)["accuracy"].max()
-    if len(best) and (best <= 0.05).any():  # rungs where no model solves more than one test puzzle in twenty
-        out.append(f"No model solves more than one test puzzle in twenty on the rungs "
-                   f"{', '.join(map(str, best[best <= 0.05].index))}, so the comparison rests on "
-                   f"{', '.join(map(str, best[best > 0.05].index))}.")
-    if len(column) > 1 and "final_train_loss" in ok.columns:
-        mid = column.iloc[-2]
-        d_loss = float(deep["final_train_loss"] - mid["final_train_loss"])
-        fit = ("is level with" if abs(d_loss) < 0.02 * float(mid["final_train_loss"]) else
-               "is below" if d_loss < 0 else "is above")
-        out.append(f"What would decide it: models trained to convergence at equal size (after "
-                   f"{int(deep['train_steps']):,} steps the {int(deep['n_layers'])}-layer stack's training loss, "
-                   f"{deep['final_train_loss']:.3f}, {fit} the {int(mid['n_layers'])}-layer stack's, "
-                   f"{mid['final_train_loss']:.3f}), and depths nearer the paper's 8-256 layers.")
-    if len(gpu_grid):
-        gd = gpu_grid[gpu_grid["hidden_size"] == gpu_grid["hidden_size"].min()]
-        out.append(f"The `gpu` grid trains {int(gd['n_layers'].min())}-{int(gd['n_layers'].max())} layers at d = "
-                   f"{int(gd['hidden_size'].min())} and widths up to {int(gpu_grid['hidden_size'].max())} for "
-                   f"{int(gpu_grid['train_steps'].max()):,} steps of batch {int(gpu_grid['batch_size'].max())}.")
-    return " ".join(out)

@@ -1,4 +1,4 @@
-"""Verdicts of the Pointer-over-Heads parser chapter (seed 000 section 7).
+"""Verdicts of the Pointer-over-Heads parser chapter (source 000 section 7).
 
 Rows: ``ud_protocol_overlap`` (the leak), ``poh_gradient_modes`` (UAS per configuration and protocol),
 ``poh_memory`` (measured peak memory against T per gradient mode) and ``poh_uas_rounding`` (the
@@ -14,7 +14,7 @@ import pandas as pd
 
 from potlib.claims.core import Claim, finite, published_claim
 
-CH = "PoH parser (seed 000)"
+CH = "PoH parser (source 000)"
 
 
 def variant(row) -> str:

@@ -1,4 +1,4 @@
-"""Verdicts of the gradient-modes theory page (seed 000 sections 5 and 8) from gradient_modes_theory rows."""
+"""Verdicts of the gradient-modes theory page (source 000 sections 5 and 8) from gradient_modes_theory rows."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from potlib.claims.core import Claim
 
 
 def gradient_modes_theory(theory: pd.DataFrame) -> list[Claim]:
-    """Seed 000 section 8 against the controlled contractive map (gradient_modes_theory rows)."""
+    """Source 000 section 8 against the controlled contractive map (gradient_modes_theory rows)."""
     mean = theory.groupby(["gamma", "T"])["rel_err"].mean().unstack("T")
     t_hi = int(mean.columns.max())
     gam = 0.5 if 0.5 in mean.index else float(mean.index[len(mean.index) // 2])
@@ -17,7 +17,7 @@ def gradient_modes_theory(theory: pd.DataFrame) -> list[Claim]:
     cos = float(theory[theory["gamma"] == gam]["cos"].min())
     claims = [
         Claim(
-            "Gradient modes: theory", "Last-iterate error decays like γᵀ with the number of iterations", "seed 000, §8",
+            "Gradient modes: theory", "Last-iterate error decays like γᵀ with the number of iterations", "source 000, §8",
             "‖∇full − ∇last‖ = O(γᵀ ‖∇θF‖)",
             f"relative error at γ={gam:g}: {mean.loc[gam, t3]:.3f} at T={t3}, {mean.loc[gam, t_hi]:.3f} at T={t_hi} "
             f"(γᵀ would be {gam ** t3:.3f} and {gam ** t_hi:.1e})",
@@ -25,13 +25,13 @@ def gradient_modes_theory(theory: pd.DataFrame) -> list[Claim]:
             "rule: error at the largest T below half the error at T=2 for every γ; it plateaus instead",
         ),
         Claim(
-            "Gradient modes: theory", "Worked example: γ=0.5, T=3 gives ≈12.5% error", "seed 000, §8",
+            "Gradient modes: theory", "Worked example: γ=0.5, T=3 gives ≈12.5% error", "source 000, §8",
             "0.5³ = 12.5% of the gradient", f"{mean.loc[gam, t3]:.1%} measured; worst case of the dropped terms 75% of the direct term",
             "reproduced" if abs(mean.loc[gam, t3] - 0.125) < 0.02 else "differs",
             "rule: within 2 points of 12.5%",
         ) if gam == 0.5 and t3 == 3 else None,
         Claim(
-            "Gradient modes: theory", "For contractive maps the last-iterate gradient stays a good direction", "seed 000, §2 and §5",
+            "Gradient modes: theory", "For contractive maps the last-iterate gradient stays a good direction", "source 000, §2 and §5",
             "dropping early-step credit has a small effect", f"cosine(∇full, ∇last) ≥ {cos:.3f} at γ={gam:g}, all T",
             "reproduced" if cos > 0.95 else "differs", "rule: cosine > 0.95",
         ),
@@ -52,7 +52,7 @@ def summary_text(theory: pd.DataFrame) -> str:
         f"At T = {t_lo} the relative error is {mean[t_lo].abs().max():.1e} for every γ (the two gradients coincide there). "
         f"By T = {t_hi} it is {hi.loc[g_lo]:.3f} at γ = {g_lo:g} and {hi.loc[g_hi]:.3f} at γ = {g_hi:g}, "
         f"against {mid.loc[g_lo]:.3f} and {mid.loc[g_hi]:.3f} within the first iterations.",
-        "The error therefore decays with T, as seed 000 states." if decays else
+        "The error therefore decays with T, as source 000 states." if decays else
         "The error does not decay like γᵀ: after the first iterations it stays at a level set by the contraction "
         f"factor (worst case of the dropped terms: γ/(1 − γ) = {g_lo / (1 - g_lo):.2f} at γ = {g_lo:g}).",
         f"The cosine between the two gradients stays at or above {cos.loc[g_lo]:.3f} at γ = {g_lo:g} and "

@@ -1,0 +1,203 @@
+"""Generated text of the HRM page, built from the rows at render time (Wang et al. 2025, arXiv 2506.21734).
+
+Every sentence that states an outcome is written here from the hrm_* rows, with its numbers formatted from
+the data and its wording chosen by a condition on the data, so that it stays true when the rows change.
+Two accuracies count as different only beyond the binomial noise of their difference, as the verdicts in
+``potlib.claims.hrm`` do; each point is a single run, so that noise is the test set's sampling noise only.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from potlib.claims.core import finite, noise
+from potlib.claims.hrm import (act_table, compare, depth_width_axes, equal_size_twin, level_accuracy, matched_pairs,
+                               n_test_puzzles, ok_rows, pick)
+
+UNSOLVED = 0.05  # a ladder rung where no model's exact accuracy exceeds this is "unsolved" (1 puzzle in 20)
+LABEL = {"transformer": "Transformer", "recurrent_transformer": "looped 2-block stack", "hrm": "HRM"}
+
+
+def _versus(gap: float, err: float, ahead: str = "ahead of", behind: str = "behind", level: str = "level with") -> str:
+    """The word for a difference ``gap`` with noise ``err``: ahead, behind, or level (within the noise)."""
+    return ahead if gap > err else behind if -gap > err else level
+
+
+def unsolved_rungs(ok: pd.DataFrame, by: list[str]) -> str:
+    """A sentence naming the ladder rungs where no row solves more than one test puzzle in twenty ('' if none)."""
+    best = level_accuracy(ok, by).groupby("level", observed=True)["accuracy"].max()
+    if not len(best) or not (best <= UNSOLVED).any():
+        return ""
+    rest = (f"so the comparison rests on {', '.join(map(str, best[best > UNSOLVED].index))}" if (best > UNSOLVED).any()
+            else "so no rung separates the models")
+    return (f"No model solves more than one test puzzle in twenty on the rungs "
+            f"{', '.join(map(str, best[best <= UNSOLVED].index))}, {rest}.")
+
+
+def depth_width_text(rows: pd.DataFrame, gpu_grid: pd.DataFrame) -> str:
+    """'What the rows show' for depth vs width: the deepest and the widest stack, the equal-size pair where the grid
+    has one, the ladder rungs nobody solves, and what would decide the claim (convergence, the ``gpu`` grid)."""
+    ok = ok_rows(rows)
+    axes = depth_width_axes(rows)
+    deep, widest = ((None, None) if axes is None else
+                    (pick(ok, n_layers=axes[2], hidden_size=axes[1]), pick(ok, n_layers=axes[0], hidden_size=axes[3])))
+    if deep is None or widest is None:
+        return ""
+    base_d, base_w = axes[0], axes[1]
+    column = ok[ok["hidden_size"] == base_w].sort_values("n_layers")
+    wider = ok[ok["hidden_size"] > base_w]
+    lead = _versus(*compare(widest, deep), ahead="width gains more than depth", behind="depth gains more than width",
+                   level="depth and width end within the noise of each other")
+    out = [f"Grown from the shared point, {lead} here: the widest stack ({base_d} x {int(widest['hidden_size'])}) "
+           f"reaches {widest['exact_accuracy']:.3f}, the deepest ({int(deep['n_layers'])} x {int(base_w)}) "
+           f"{deep['exact_accuracy']:.3f} (noise ±{compare(widest, deep)[1]:.3f})."]
+    if "n_params" in ok.columns:
+        if widest["n_params"] > 1.1 * deep["n_params"]:
+            out.append(f"The widest is also the larger model ({widest['n_params'] / 1e6:.2f}M parameters against "
+                       f"{deep['n_params'] / 1e6:.2f}M).")
+        twin = equal_size_twin(ok, deep, base_d, int(base_w))
+        if twin is not None:
+            eg, en = compare(deep, twin)
+            verdict = ("neither axis beats the other size for size" if abs(eg) <= en else
+                       "size for size, depth wins" if eg > 0 else "size for size, width wins")
+            out.append(f"At equal size ({deep['n_params'] / 1e6:.2f}M and {twin['n_params'] / 1e6:.2f}M) the "
+                       f"{int(deep['n_layers'])}-layer stack and the {base_d}-layer stack at d = {int(twin['hidden_size'])} "
+                       f"reach {deep['exact_accuracy']:.3f} and {twin['exact_accuracy']:.3f} ({eg:+.3f}, noise ±{en:.3f}): "
+                       f"{verdict} at this budget.")
+    drops = []  # a larger model of either axis below its smaller neighbour: run-to-run variation shows there
+    for axis in (column, pd.concat([column[column["n_layers"] == base_d], wider]).sort_values("hidden_size")):
+        for (_, a), (_, b) in zip(axis.iterrows(), axis.iloc[1:].iterrows()):
+            if b["exact_accuracy"] < a["exact_accuracy"]:
+                drops.append((a["exact_accuracy"] - b["exact_accuracy"], a, b))
+    if drops:
+        size, a, b = max(drops, key=lambda t: t[0])
+        out.append(f"Each point is a single run, and the ± is the test set's sampling noise only: the larger of two "
+                   f"neighbouring models scores lower in {len(drops)} place{'s' if len(drops) > 1 else ''} (at most "
+                   f"{size:.3f}: {int(b['n_layers'])} x {int(b['hidden_size'])} {b['exact_accuracy']:.3f} against "
+                   f"{int(a['n_layers'])} x {int(a['hidden_size'])} {a['exact_accuracy']:.3f}), so differences from run "
+                   "to run are likely larger than that noise.")
+    rungs = unsolved_rungs(ok, ["n_layers", "hidden_size"])
+    if rungs:
+        out.append(rungs)
+    if len(column) > 1 and "final_train_loss" in ok.columns:
+        mid = column.iloc[-2]
+        d_loss = float(deep["final_train_loss"] - mid["final_train_loss"])
+        fit = ("is level with" if abs(d_loss) < 0.02 * float(mid["final_train_loss"]) else
+               "is below" if d_loss < 0 else "is above")
+        out.append(f"What would decide it: models trained to convergence at equal size (after "
+                   f"{int(deep['train_steps']):,} steps the {int(deep['n_layers'])}-layer stack's training loss, "
+                   f"{deep['final_train_loss']:.3f}, {fit} the {int(mid['n_layers'])}-layer stack's, "
+                   f"{mid['final_train_loss']:.3f}), and depths nearer the paper's 8-256 layers.")
+    if len(gpu_grid):
+        gd = gpu_grid[gpu_grid["hidden_size"] == gpu_grid["hidden_size"].min()]
+        out.append(f"The `gpu` grid trains {int(gd['n_layers'].min())}-{int(gd['n_layers'].max())} layers at d = "
+                   f"{int(gd['hidden_size'].min())} and widths up to {int(gpu_grid['hidden_size'].max())} for "
+                   f"{int(gpu_grid['train_steps'].max()):,} steps of batch {int(gpu_grid['batch_size'].max())}.")
+    return " ".join(out)
+
+
+def _params(row: pd.Series, template: str = "{}") -> str:
+    """``template`` filled with the row's parameter count in millions ('' when the row has none)."""
+    has = "n_params" in row.index and finite(row["n_params"])
+    return template.format(f"{row['n_params'] / 1e6:.2f}M") if has else ""
+
+
+def layers_computed_text(rows: pd.DataFrame) -> str:
+    """'What the rows show' for Fig. 2 (right): the looped stack against the Transformer at each matched number of
+    layers computed, HRM's accuracy against the best of each family (with parameters and layers computed), and the
+    rungs nobody solves. '' while the grid has no finished run."""
+    ok = ok_rows(rows)
+    if not len(ok):
+        return ""
+    out = []
+    pairs = [(n, r, t, *compare(r, t)) for n, t, r in matched_pairs(ok)]
+    if pairs:
+        ahead = [n for n, _, _, g, e in pairs if g > e]
+        behind = [n for n, _, _, g, e in pairs if -g > e]
+        counts = lambda ns: ", ".join(map(str, ns))  # noqa: E731
+        summary = ("the looped 2-block stack is ahead of the Transformer beyond the noise at every count" if len(ahead) == len(pairs)
+                   else "the Transformer is ahead of the looped 2-block stack beyond the noise at every count"
+                   if len(behind) == len(pairs) else
+                   "neither the looped 2-block stack nor the Transformer is ahead beyond the noise at any count"
+                   if not ahead and not behind else
+                   f"the looped 2-block stack is ahead of the Transformer at {counts(ahead) or 'no count'}, behind at "
+                   f"{counts(behind) or 'no count'} and level at the rest")
+        listing = "; ".join(f"{n}: {r['exact_accuracy']:.3f} vs {t['exact_accuracy']:.3f} (noise ±{e:.3f})"
+                            for n, r, t, _, e in pairs)
+        out.append(f"At equal layers computed, {summary} (looped vs deep, by layers computed: {listing}).")
+        if _params(pairs[0][1]):
+            t_params = [t["n_params"] for _, _, t, _, _ in pairs]
+            out.append(f"The looped stack reuses {_params(pairs[0][1])} parameters at every count; the Transformers "
+                       f"hold {min(t_params) / 1e6:.2f}M to {max(t_params) / 1e6:.2f}M.")
+    h = ok[ok["model"] == "hrm"].sort_values("layers_computed")
+    best = {m: g.sort_values("exact_accuracy").iloc[-1] for m, g in ok.groupby("model") if m != "hrm"}
+    if len(h):
+        runs = "; ".join(f"{r['exact_accuracy']:.3f} with {int(r['layers_computed'])} layers computed "
+                         f"(M = {int(r['halt_max_steps'])})" for _, r in h.iterrows())
+        out.append(f"HRM{_params(h.iloc[0], ' ({} parameters)')} reaches {runs}.")
+        top = h.sort_values("exact_accuracy").iloc[-1]
+        if best:
+            versus = []
+            for m, b in best.items():
+                gap, err = compare(top, b)
+                versus.append(f"{_versus(gap, err)} the best {LABEL[m]} ({b['exact_accuracy']:.3f} at "
+                              f"{int(b['layers_computed'])} layers computed; {gap:+.3f}, noise ±{err:.3f})")
+            out.append(f"Its best run is {' and '.join(versus)}.")
+            most = int(ok.loc[ok["model"] != "hrm", "layers_computed"].max())
+            if int(h["layers_computed"].min()) > most:
+                out.append(f"Every HRM run computes more layers than any other model here ({int(h['layers_computed'].min())} "
+                           f"or more against at most {most}), so this compares the families, not equal computation.")
+    rungs = unsolved_rungs(ok, ["model", "layers_computed"])
+    if rungs:
+        out.append(rungs)
+    out.append("Each point is a single run and the ± is the test set's sampling noise only; differences from run to run are likely larger.")
+    return " ".join(out)
+
+
+def act_text(rows: pd.DataFrame) -> str:
+    """'What the rows show' for Fig. 5: at each M_max, ACT's training segments and exact accuracy against fixed M
+    (while the fixed-M runs are missing, the segments alone); halting at test time; and each ACT model run for more
+    segments than it trained with. '' while the grid has no finished run."""
+    ok = ok_rows(rows)
+    if not len(ok):
+        return ""
+    tab = act_table(rows)
+    n = n_test_puzzles(ok.iloc[0])
+    out = []
+    pairs = tab.dropna(subset=["fixed_exact", "act_exact", "act_train_steps"]) if len(tab) else tab
+    parts = []
+    for r in pairs.itertuples():
+        err = noise(r.act_exact, r.fixed_exact, n, n)
+        parts.append(f"at M_max = {r.M_max} ACT trains with {r.act_train_steps:.2f} segments per puzzle "
+                     f"({r.act_train_steps / r.M_max:.0%} of M_max) and is {_versus(r.act_exact - r.fixed_exact, err)} "
+                     f"fixed M = {r.M_max} ({r.act_exact:.3f} vs {r.fixed_exact:.3f}, noise ±{err:.3f})")
+    if parts:
+        out.append(f"With ACT, {'; '.join(parts)}.")
+    elif len(tab.dropna(subset=["act_train_steps"])):
+        out.append("With ACT, " + "; ".join(
+            f"at M_max = {r.M_max} HRM trains with {r.act_train_steps:.2f} segments per puzzle "
+            f"({r.act_train_steps / r.M_max:.0%} of M_max)" for r in tab.dropna(subset=["act_train_steps"]).itertuples())
+            + " (the fixed-M runs to compare with are not in this edition).")
+    halt = tab.dropna(subset=["act_halting_exact", "act_halting_steps"]) if len(tab) else tab
+    if len(halt):
+        out.append("Halting by the Q-head at test time as well, " + "; ".join(
+            f"the M_max = {r.M_max} model uses {r.act_halting_steps:.2f} segments and solves {r.act_halting_exact:.3f}"
+            for r in halt.itertuples()) + ".")
+    act = ok[ok["act"] == True]  # noqa: E712  (a bool column)
+    evals = sorted(int(c.removeprefix("exact_at_M")) for c in act.columns if c.startswith("exact_at_M"))
+    scaled = []
+    for _, r in act.sort_values("halt_max_steps").iterrows():
+        m = int(r["halt_max_steps"])
+        more = [e for e in evals if e > m and finite(r[f"exact_at_M{e}"])]
+        if not more or f"exact_at_M{m}" not in r.index or not finite(r[f"exact_at_M{m}"]):
+            continue
+        a, b = float(r[f"exact_at_M{m}"]), float(r[f"exact_at_M{more[-1]}"])
+        err = noise(a, b, n, n)
+        scaled.append(f"the model trained at M_max = {m} goes from {a:.3f} after {m} segments to {b:.3f} after "
+                      f"{more[-1]} ({_versus(b - a, err, 'a gain', 'a loss', 'within the noise')}, ±{err:.3f})")
+    if scaled:
+        out.append(f"Given more segments at inference, {'; '.join(scaled)}.")
+    rungs = unsolved_rungs(ok, ["act", "halt_max_steps"])
+    if rungs:
+        out.append(rungs)
+    return " ".join(out)
