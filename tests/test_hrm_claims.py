@@ -175,3 +175,19 @@ def test_act_text_with_the_act_runs_only():
     assert "fixed-M runs to compare with are not in this edition" in text
     assert "the model trained at M_max = 4 goes from 0.300 after 4 segments to 0.500 after 8" in text
     assert hrm.inference_scaling(rows[rows["act"] == True]).verdict == "reproduced"  # noqa: E712
+
+
+def test_layers_computed_text_names_the_gpu_grid():
+    from potlib.sweep import grid_frame
+
+    text = hrm_text.layers_computed_text(layers((0.3, 0.5, 0.7), (0.2, 0.3, 0.4), 0.9).assign(halt_max_steps=1),
+                                         grid_frame("hrm_layers_computed", "gpu"))
+    assert "Transformers of 4-32 layers, a 4-block stack looped to 8-64 layers computed and HRM at" in text
+
+
+def test_act_text_names_the_gpu_grid():
+    from potlib.sweep import grid_frame
+
+    text = hrm_text.act_text(act_rows((0.5, 0.6), (0.49, 0.3), (1.4, 1.8), 0.2), grid_frame("hrm_act", "gpu"))
+    assert "The `gpu` grid trains fixed M and ACT at M_max = 2, 4, 8 at d = 256" in text
+    assert "evaluated with up to 16 segments" in text

@@ -13,6 +13,7 @@ import pandas as pd
 from potlib.claims.core import finite, noise
 from potlib.claims.hrm import (act_table, compare, depth_width_axes, equal_size_twin, level_accuracy, matched_pairs,
                                n_test_puzzles, ok_rows, pick)
+from potlib.hrm_train import layers_computed
 
 UNSOLVED = 0.05  # a ladder rung where no model's exact accuracy exceeds this is "unsolved" (1 puzzle in 20)
 LABEL = {"transformer": "Transformer", "recurrent_transformer": "looped 2-block stack", "hrm": "HRM"}
@@ -102,10 +103,11 @@ def _params(row: pd.Series, template: str = "{}") -> str:
     return template.format(f"{row['n_params'] / 1e6:.2f}M") if has else ""
 
 
-def layers_computed_text(rows: pd.DataFrame) -> str:
+def layers_computed_text(rows: pd.DataFrame, gpu_grid: pd.DataFrame | None = None) -> str:
     """'What the rows show' for Fig. 2 (right): the looped stack against the Transformer at each matched number of
-    layers computed, HRM's accuracy against the best of each family (with parameters and layers computed), and the
-    rungs nobody solves. '' while the grid has no finished run."""
+    layers computed, HRM's accuracy against the best of each family (with parameters and layers computed), the
+    rungs nobody solves, and what the ``gpu`` grid (its configs, if given) would add. '' while the grid has no
+    finished run."""
     ok = ok_rows(rows)
     if not len(ok):
         return ""
@@ -150,14 +152,32 @@ def layers_computed_text(rows: pd.DataFrame) -> str:
     rungs = unsolved_rungs(ok, ["model", "layers_computed"])
     if rungs:
         out.append(rungs)
-    out.append("Each point is a single run and the ± is the test set's sampling noise only; differences from run to run are likely larger.")
+    out.append("Each point is a single run and the ± is the test set's sampling noise only; differences from run to "
+               "run are likely larger.")
+    if gpu_grid is not None and len(gpu_grid):
+        out.append(_gpu_layers(gpu_grid))
     return " ".join(out)
 
 
-def act_text(rows: pd.DataFrame) -> str:
+def _gpu_layers(grid: pd.DataFrame) -> str:
+    """What the ``gpu`` grid of Fig. 2 (right) trains, in layers computed per family."""
+    spans = {}
+    for cfg in grid.itertuples():
+        spans.setdefault(cfg.model, []).append(layers_computed(cfg))
+    span = lambda m: f"{min(spans[m])}-{max(spans[m])}"  # noqa: E731
+    return (f"The `gpu` grid goes further: Transformers of {span('transformer')} layers, a "
+            f"{int(grid.loc[grid['model'] == 'recurrent_transformer', 'n_layers'].iloc[0])}-block stack looped to "
+            f"{span('recurrent_transformer')} layers computed and HRM at {span('hrm')} layers computed, at d = "
+            f"{int(grid['hidden_size'].max())} for {int(grid['train_steps'].max()):,} steps of batch "
+            f"{int(grid['batch_size'].max())} (the paper's looped model overtakes the Transformer from 64 layers "
+            "computed).") if {"transformer", "recurrent_transformer", "hrm"} <= set(spans) else ""
+
+
+def act_text(rows: pd.DataFrame, gpu_grid: pd.DataFrame | None = None) -> str:
     """'What the rows show' for Fig. 5: at each M_max, ACT's training segments and exact accuracy against fixed M
     (while the fixed-M runs are missing, the segments alone); halting at test time; and each ACT model run for more
-    segments than it trained with. '' while the grid has no finished run."""
+    segments than it trained with; what the ``gpu`` grid (its configs, if given) would add. '' while the grid has no
+    finished run."""
     ok = ok_rows(rows)
     if not len(ok):
         return ""
@@ -200,4 +220,11 @@ def act_text(rows: pd.DataFrame) -> str:
     rungs = unsolved_rungs(ok, ["act", "halt_max_steps"])
     if rungs:
         out.append(rungs)
+    if gpu_grid is not None and len(gpu_grid):
+        g = gpu_grid
+        out.append(f"The `gpu` grid trains fixed M and ACT at M_max = {', '.join(map(str, sorted(g['halt_max_steps'].unique())))} "
+                   f"at d = {int(g['hidden_size'].max())} on {int(g['n_train'].max()):,} hard puzzles x "
+                   f"{int(g['n_aug'].max())} augmentations for {int(g['train_steps'].max()):,} steps of batch "
+                   f"{int(g['batch_size'].max())}, evaluated with up to {max(max(e) for e in g['eval_M'])} segments "
+                   "(the paper's Fig. 5 trains to M_max = 8 and evaluates to 16).")
     return " ".join(out)
