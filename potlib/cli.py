@@ -168,7 +168,8 @@ def _cmd_status(a: argparse.Namespace) -> int:
             print(f"total {prof} wall time (sum of row wall seconds): {sel['wall_h'].sum():.3f} h")
             with_rows = sel[sel["done"] > 0]
             logged = with_rows[with_rows["sweep_h"] > 0]
-            # runs in parallel count once here; grids swept before sweeps were logged have no elapsed time
+            # a grid's sweeps that ran side by side (shards) count once, grids add up as if swept one after
+            # another; grids swept before sweeps were logged have no elapsed time
             print(f"total {prof} elapsed time of logged sweeps: {logged['sweep_h'].sum():.3f} h "
                   f"({len(logged)} of {len(with_rows)} experiments with rows have a sweep log)")
     return 1 if (df["corrupt"] != "").any() else 0

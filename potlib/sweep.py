@@ -17,6 +17,7 @@ import dataclasses
 import os
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -219,7 +220,8 @@ def run_sweep(
                 "cpu_count": os.cpu_count(), "shard": f"{k}/{n_shards}", "where": where or None,
                 "ran": sum(statuses.values()), "statuses": statuses,
                 "elapsed_seconds": round(time.perf_counter() - budget.start, 1), "budget_hit": budget.hit,
-                "interrupted": interrupted, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+                "interrupted": interrupted,
+                "finished": datetime.now(timezone.utc).isoformat(timespec="milliseconds")})
     if budget.hit:
         tqdm.write(f"{name}: time budget of {time_budget:.0f} s spent; rerun to resume")
     return SweepReport(name, profile, len(configs), len(configs) - len(todo), sum(statuses.values()), statuses,
@@ -281,6 +283,26 @@ def grid_frame(name: str, profile: str):
     return pd.DataFrame([c.to_dict() for c in experiments.get(name).configs(profile)])
 
 
+def sweep_hours(logs: list[dict[str, Any]]) -> float:
+    """Wall time, in hours, that the logged sweeps (``ResultStore.sweeps`` records) cover: each spans its
+    ``elapsed_seconds`` up to ``finished``, and sweeps that overlap (shards, several sweeps side by side) count once.
+    A record without a readable ``finished`` time adds its elapsed time as it is."""
+    spans, loose = [], 0.0
+    for log in logs:
+        elapsed = float(log.get("elapsed_seconds") or 0)
+        try:
+            end = datetime.fromisoformat(log["finished"]).timestamp()
+        except (KeyError, TypeError, ValueError):
+            loose += elapsed
+            continue
+        spans.append((end - elapsed, end))
+    covered, reach = 0.0, float("-inf")
+    for start, end in sorted(spans):
+        covered += max(0.0, end - max(start, reach))
+        reach = max(reach, end)
+    return (covered + loose) / 3600
+
+
 def status_frame(profiles=experiments.PROFILES, root: Path | str | None = None):
     """Rows present vs expected per experiment and profile: wall time, devices, stale rows."""
     import pandas as pd
@@ -308,8 +330,7 @@ def status_frame(profiles=experiments.PROFILES, root: Path | str | None = None):
             rec["stale"] = sum(is_stale(exp, r) for r in rows)
             rec["wall_h"] = round(sum(float(r["provenance"].get("wall_seconds") or 0) for r in rows) / 3600, 4)
             rec["devices"] = "; ".join(sorted({r["provenance"].get("device", "?") for r in rows}))
-            # elapsed wall time of the logged sweeps (runs in parallel count once); older rows have no log
-            rec["sweep_h"] = round(sum(float(w.get("elapsed_seconds") or 0) for w in store.sweeps(name)
-                                       if w.get("profile") == profile) / 3600, 4)
+            # elapsed wall time of the logged sweeps; older rows have no log
+            rec["sweep_h"] = round(sweep_hours([w for w in store.sweeps(name) if w.get("profile") == profile]), 4)
             records.append(rec)
     return pd.DataFrame.from_records(records)

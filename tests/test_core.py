@@ -104,6 +104,17 @@ def test_sweep_records_ok_diverged_and_failed_and_resumes(toy_env):
     assert status.loc["toy", "sweep_h"] == pytest.approx(sum(w["elapsed_seconds"] for w in logged) / 3600, abs=1e-4)
 
 
+def test_sweep_hours_counts_overlapping_sweeps_once():
+    from potlib.sweep import sweep_hours
+
+    shards = [{"elapsed_seconds": 3600, "finished": "2026-11-30T15:00:00+00:00"},  # 14:00-15:00
+              {"elapsed_seconds": 5400, "finished": "2026-11-30T15:30:00+0000"},  # 14:00-15:30, beside the first
+              {"elapsed_seconds": 1800, "finished": "2026-11-30T17:00:00.500+00:00"}]  # later, alone
+    assert sweep_hours(shards) == pytest.approx(1.5 + 0.5)
+    assert sweep_hours([{"elapsed_seconds": 900}, {"elapsed_seconds": 900, "finished": "?"}]) == pytest.approx(0.5)
+    assert sweep_hours([]) == 0
+
+
 def test_corrupt_row_is_reported_by_file_name(toy_env):
     root = toy_env / "res"
     run_sweep("toy", "smoke", root=root, progress=False)
