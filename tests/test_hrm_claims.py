@@ -146,7 +146,7 @@ def test_layers_computed_text_follows_the_rows():
     up = layers((0.3, 0.5, 0.7), (0.2, 0.3, 0.4), 0.9).assign(n_params=[1e5, 2e5, 4e5, 5e4, 5e4, 5e4, 1e5], halt_max_steps=1)
     text = hrm_text.layers_computed_text(up)
     assert "the looped 2-block stack is ahead of the Transformer beyond the noise at every count" in text
-    assert "16: 0.700 vs 0.400" in text and "0.05M parameters at every count" in text
+    assert "at 16, 0.700 vs 0.400 (±" in text and "0.05M parameters at every count" in text
     assert "HRM (0.10M parameters) reaches 0.900 with 24 layers computed (M = 1)" in text
     assert "ahead of the best Transformer (0.400 at 16 layers computed" in text
     assert "computes more layers than any other model here (24 or more against at most 16)" in text

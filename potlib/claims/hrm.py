@@ -191,9 +191,12 @@ def hrm_beats_both(rows: pd.DataFrame, grid: pd.DataFrame | None = None) -> Clai
     behind = [d < -nz for d, nz in cmp.values()]
     verdict = "reproduced" if all(ahead) else "trend reproduced" if not any(behind) and any(ahead) else "differs"
     name = {"transformer": "Transformer", "recurrent_transformer": "looped stack"}
-    ours = (f"HRM {h['exact_accuracy']:.3f} ({int(h['layers_computed'])} layers computed); "
-            + "; ".join(f"best {name[m]} {best[m]['exact_accuracy']:.3f} ({int(best[m]['layers_computed'])} layers)"
-                        for m in name))
+    size = lambda r: f", {r['n_params'] / 1e6:.2f}M parameters" if finite(r.get("n_params", np.nan)) else ""  # noqa: E731
+    ours = (f"HRM {h['exact_accuracy']:.3f} ({int(h['layers_computed'])} layers computed{size(h)}); "
+            + "; ".join(f"best {name[m]} {best[m]['exact_accuracy']:.3f} ({int(best[m]['layers_computed'])} layers"
+                        f"{size(best[m])})" for m in name))
+    if "train_steps" in ok.columns:
+        ours += f"; every model trained for {int(ok['train_steps'].max()):,} steps"
     return published_claim(cid, ours, verdict,
                            "rule: HRM's best exact accuracy above the best of each other family beyond the noise: "
                            "reproduced; above one, within the noise of the other: trend reproduced; otherwise differs")

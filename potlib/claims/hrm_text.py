@@ -47,11 +47,12 @@ def depth_width_text(rows: pd.DataFrame, gpu_grid: pd.DataFrame) -> str:
     base_d, base_w = axes[0], axes[1]
     column = ok[ok["hidden_size"] == base_w].sort_values("n_layers")
     wider = ok[ok["hidden_size"] > base_w]
-    lead = _versus(*compare(widest, deep), ahead="width gains more than depth", behind="depth gains more than width",
+    gap, err = compare(widest, deep)
+    lead = _versus(gap, err, ahead="width gains more than depth", behind="depth gains more than width",
                    level="depth and width end within the noise of each other")
     out = [f"Grown from the shared point, {lead} here: the widest stack ({base_d} x {int(widest['hidden_size'])}) "
            f"reaches {widest['exact_accuracy']:.3f}, the deepest ({int(deep['n_layers'])} x {int(base_w)}) "
-           f"{deep['exact_accuracy']:.3f} (noise ±{compare(widest, deep)[1]:.3f})."]
+           f"{deep['exact_accuracy']:.3f} (difference {gap:+.3f}, noise ±{err:.3f})."]
     if "n_params" in ok.columns:
         if widest["n_params"] > 1.1 * deep["n_params"]:
             out.append(f"The widest is also the larger model ({widest['n_params'] / 1e6:.2f}M parameters against "
@@ -128,9 +129,10 @@ def layers_computed_text(rows: pd.DataFrame, gpu_grid: pd.DataFrame | None = Non
                 [f"behind {'it' if ahead else 'the Transformer'} at {counts(behind)}"] if behind else []) + (
                 [f"level at {counts(level)}"] if level else [])
             summary = "the looped 2-block stack is " + (", ".join(clauses[:-1]) + " and " + clauses[-1])
-        listing = "; ".join(f"{n}: {r['exact_accuracy']:.3f} vs {t['exact_accuracy']:.3f} (noise ±{e:.3f})"
+        listing = "; ".join(f"at {n}, {r['exact_accuracy']:.3f} vs {t['exact_accuracy']:.3f} (±{e:.3f})"
                             for n, r, t, _, e in pairs)
-        out.append(f"At equal layers computed, {summary} (looped vs deep, by layers computed: {listing}).")
+        out.append(f"At equal layers computed, {summary}. Looped against deep by layers computed, with the noise of each "
+                   f"difference: {listing}.")
         if pairs[-1][0] < PAPER_CROSSOVER:
             out.append(f"In the paper the looped model is behind up to 32 layers computed (22.0% vs 29.9% at 16) and "
                        f"ahead only from {PAPER_CROSSOVER}, so our grid, which ends at {pairs[-1][0]}, lies where the "
