@@ -124,7 +124,8 @@ def test_vf_collapse_text_reads_the_committed_runs():
     assert len(table) == len(long_vf) and set(curves["epoch"]) == set(range(1, int(long_vf["epochs"].iloc[0]) + 1))
     assert (table["peak_at"] <= table["warmup"]).all()
     assert all(c > w for c, w in zip(table["collapse"].dropna(), table["warmup"]))  # a collapse comes after the warmup
-    text = credit_text.vf_collapse_text(long_vf, vf[vf["status"] == "ok"], long_vf.iloc[:0], 0.117, default_root("cpu"))
+    text = credit_text.vf_collapse_text(table, long_vf, vf[vf["status"] == "ok"], long_vf.iloc[:0], 0.117,
+                                        default_root("cpu"))
     assert f"peaks inside the warmup ({table['peak_gamma'].min():.2f}–{table['peak_gamma'].max():.2f}" in text
     assert f"{len(table['collapse'].dropna())} of {len(table)} runs" in text or "no run falls below" in text
     assert "With the faster target momentum 0.9, none of 6 runs falls below" in text and "credit bridge ends" not in text

@@ -198,6 +198,7 @@ def cifar_memo_gap_text(cifar: pd.DataFrame, published: pd.DataFrame, context: p
 
 
 COLLAPSED_GAMMA = 0.05  # |Γ| below this after the warmup: the vector field has lost all alignment with the gradient
+FALLING = 0.05  # Γ at least this far below its warmup peak when the warmup ends: already falling
 
 
 def takeover(rows: pd.DataFrame, root) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -233,17 +234,18 @@ def _epochs(values) -> str:
     return ("epochs " if min(values) != max(values) else "epoch ") + _span(values)
 
 
-def vf_collapse_text(long_vf: pd.DataFrame, vf: pd.DataFrame, cb: pd.DataFrame, majority: float, root) -> str:
+def vf_collapse_text(lt: pd.DataFrame, long_vf: pd.DataFrame, vf: pd.DataFrame, cb: pd.DataFrame, majority: float,
+                     root) -> str:
     """The VF page's collapse paragraph: Γ's peak inside the DFA warmup, its fall below |Γ| = 0.05 after the
     forward net starts to follow the field, the end state against the credit bridge (``cb``: its rows of the same
     budget) and the majority class (share ``majority`` of the test set). ``long_vf``: the memo-budget VF runs (one
-    target momentum); ``vf``: the vector-field grid's finished runs (shorter, several momenta; may be empty), for
-    whether they collapse too. Rows must have a whole warmup epoch (see :func:`takeover`)."""
-    lt, _ = takeover(long_vf, root)
+    target momentum) and ``lt`` their :func:`takeover` table (the page draws its curves too, so it is read once);
+    ``vf``: the vector-field grid's finished runs (shorter, several momenta; may be empty), for whether they collapse
+    too. Rows must have a whole warmup epoch."""
     ema = long_vf["ema"].iloc[0]
     after = lambda t: [c - w for c, w in zip(t["collapse"], t["warmup"]) if pd.notna(c)]  # noqa: E731
     collapsed = lt["collapse"].dropna().astype(int)
-    falling = int((lt["gamma_at_end"] < lt["peak_gamma"] - COLLAPSED_GAMMA).sum())
+    falling = int((lt["gamma_at_end"] < lt["peak_gamma"] - FALLING).sum())
     text = (
         f"Every VF run trains its first {int(round(long_vf['wr'].iloc[0] * 100))}% of epochs with DFA's credit while "
         "the field learns (the bridges' warmup); Γ is the field's own credit throughout. With the bridges' target "
