@@ -11,8 +11,8 @@ from __future__ import annotations
 import pandas as pd
 
 from potlib.claims.core import finite, noise
-from potlib.claims.hrm import (PAPER_CROSSOVER, act_table, compare, depth_width_axes, equal_size_twin, level_accuracy,
-                               matched_pairs, n_test_puzzles, ok_rows, pick)
+from potlib.claims.hrm import (act_table, compare, depth_width_axes, equal_size_twin, level_accuracy,
+                               matched_pairs, n_test_puzzles, ok_rows, paper_crossover, pick)
 from potlib.hrm_train import layers_computed
 
 UNSOLVED = 0.05  # a ladder rung where no model's exact accuracy exceeds this is "unsolved" (1 puzzle in 20)
@@ -133,10 +133,13 @@ def layers_computed_text(rows: pd.DataFrame, gpu_grid: pd.DataFrame | None = Non
                             for n, r, t, _, e in pairs)
         out.append(f"At equal layers computed, {summary}. Looped against deep by layers computed, with the noise of each "
                    f"difference: {listing}.")
-        if pairs[-1][0] < PAPER_CROSSOVER:
-            out.append(f"In the paper the looped model is behind up to 32 layers computed (22.0% vs 29.9% at 16) and "
-                       f"ahead only from {PAPER_CROSSOVER}, so our grid, which ends at {pairs[-1][0]}, lies where the "
-                       "paper's own looped model is not yet ahead.")
+        crossover, paper = paper_crossover()
+        if pairs[-1][0] < crossover:
+            last = paper.index[paper.index < crossover].max()
+            at = pairs[-1][0] if pairs[-1][0] in paper.index else last
+            out.append(f"In the paper the looped model is behind up to {last:g} layers computed ({paper.loc[at, 'looped']:g}% "
+                       f"vs {paper.loc[at, 'transformer']:g}% at {at:g}) and ahead only from {crossover}, so our grid, "
+                       f"which ends at {pairs[-1][0]}, lies where the paper's own looped model is not yet ahead.")
         if _params(pairs[0][1]):
             t_params = [t["n_params"] for _, _, t, _, _ in pairs]
             out.append(f"The looped stack reuses {_params(pairs[0][1])} parameters at every count; the Transformers "
