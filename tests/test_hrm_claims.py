@@ -198,3 +198,21 @@ def test_act_text_names_the_gpu_grid():
     text = hrm_text.act_text(act_rows((0.5, 0.6), (0.49, 0.3), (1.4, 1.8), 0.2), grid_frame("hrm_act", "gpu"))
     assert "The `gpu` grid trains fixed M and ACT at M_max = 2, 4, 8 at d = 256" in text
     assert "evaluated with up to 16 segments" in text
+
+
+def choices(soft_w, stable_w, soft_a, stable_a):
+    return frame({"loss_type": "softmax", "optimizer": "adamw", "exact_accuracy": soft_w},
+                 {"loss_type": "stablemax", "optimizer": "adamw", "exact_accuracy": stable_w},
+                 {"loss_type": "softmax", "optimizer": "adam_atan2", "exact_accuracy": soft_a},
+                 {"loss_type": "stablemax", "optimizer": "adam_atan2", "exact_accuracy": stable_a})
+
+
+def test_original_choices_text_follows_the_rows():
+    level = hrm_text.original_choices_text(choices(0.10, 0.11, 0.10, 0.09))
+    assert "Stablemax instead of softmax changes exact accuracy by +0.010 with AdamW (0.110 vs 0.100" in level
+    assert "Adam-atan2 instead of AdamW: +0.000 with softmax" in level
+    assert "The original's pair (stablemax, Adam-atan2) is level with ours (softmax, AdamW): 0.090 vs 0.100" in level
+    assert "Neither choice moves exact accuracy beyond the noise" in level
+    moved = hrm_text.original_choices_text(choices(0.10, 0.30, 0.10, 0.30))
+    assert "At least one choice moves exact accuracy beyond the noise" in moved and "is ahead of ours" in moved
+    assert hrm_text.original_choices_text(choices(0.1, 0.1, 0.1, 0.1).iloc[:3]) == ""  # a pair not yet run

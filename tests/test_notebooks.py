@@ -147,3 +147,28 @@ def test_nbval_runs_from_the_notebooks_folder(tmp_path):
         proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", target],
                               cwd=cwd, env=env, capture_output=True, text=True)
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+
+
+def _refresh_script() -> dict:
+    import runpy
+
+    return runpy.run_path(str(ROOT / "scripts" / "refresh_notebooks.py"))
+
+
+def test_alt_text_is_the_captions_first_sentence():
+    first_sentence, plain = (_refresh_script()[k] for k in ("first_sentence", "plain"))
+    assert first_sentence("Accuracy at 0.5 and the paper's Fig. 2 (right). The rest.") == (
+        "Accuracy at 0.5 and the paper's Fig. 2 (right).")
+    assert plain("**Figure 1.** see [chapter](x.ipynb), `code` *here*") == "Figure 1. see chapter, code here"
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_every_figure_has_alt_text(notebook):
+    """Each cell that draws a figure carries alt text (MyST-NB's ``mystnb.image.alt``) matching its stored caption,
+    as ``make notebooks`` writes it: a screen reader hears what the figure shows, not an image file name."""
+    alt_text = _refresh_script()["alt_text"]
+    for i, cell in enumerate(_code_cells(notebook)):
+        want = alt_text(cell)
+        if want:
+            got = cell.metadata.get("mystnb", {}).get("image", {}).get("alt")
+            assert got == want, f"{notebook.name}: code cell {i} draws a figure; its alt text is {got!r}, want {want!r}"

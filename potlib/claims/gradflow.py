@@ -9,7 +9,7 @@ import torch
 from potlib.claims.core import Claim, mean_of as _mean
 from potlib.claims.gradflow_text import EXPLODING_NORM
 
-CH_FLOW = "Gradient flow"
+CH_FLOW = "Gradient flow (sources 004, 002)"
 SOURCE004 = "source 004"
 SOURCE002 = "source 002"
 
