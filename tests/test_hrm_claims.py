@@ -57,7 +57,7 @@ def test_recurrence_and_hrm_rules():
     assert hrm.hrm_beats_both(down).verdict == "differs"
     # below the paper's crossover (64 layers computed) its own looped model is behind: the claim is not testable
     below = hrm.recurrence_beats_depth(down)
-    assert below.verdict == "not reproducible here" and "below the paper's crossover at 64" in below.ours
+    assert below.verdict == "not reproducible here" and "below 64, the first count at which the paper's looped stack is ahead" in below.ours
     assert hrm.recurrence_beats_depth(layers((0.2, 0.3, 0.4), (0.3, 0.5, 0.7), 0.3, (16, 32, 64))).verdict == "differs"
     crossing = layers((0.2, 0.3, 0.8), (0.2, 0.3, 0.4), 0.5)  # the paper's own shape: ahead only at the top
     assert hrm.recurrence_beats_depth(crossing).verdict == "reproduced"
@@ -216,3 +216,13 @@ def test_original_choices_text_follows_the_rows():
     moved = hrm_text.original_choices_text(choices(0.10, 0.30, 0.10, 0.30))
     assert "At least one choice moves exact accuracy beyond the noise" in moved and "is ahead of ours" in moved
     assert hrm_text.original_choices_text(choices(0.1, 0.1, 0.1, 0.1).iloc[:3]) == ""  # a pair not yet run
+
+
+def test_reset_text_reads_the_residuals():
+    # z_H updated after steps 2 and 4: z_L's update jumps at step 3 and 5 and the trace ends at 1e-3 of the first
+    text = hrm_text.reset_text([1.0, 0.1, 0.3, 0.01, 0.02, 0.001], [2, 4, 6])
+    assert "grows again right after 2 of the 2 z_H updates" in text and "reset pattern" in text
+    assert "falls to 0.001 of its first" in text and "do not keep the computation active" in text
+    flat = hrm_text.reset_text([1.0, 0.9, 0.8, 0.9, 0.8, 0.7], [2, 4])
+    assert "right after 0 of the 2" in flat and "reset pattern" not in flat and "stays active" in flat
+    assert hrm_text.reset_text([1.0], [2]) == ""

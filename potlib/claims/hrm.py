@@ -176,7 +176,8 @@ def recurrence_beats_depth(rows: pd.DataFrame, grid: pd.DataFrame | None = None)
         verdict = "reproduced"
     elif pairs[-1][0] < crossover:
         verdict = "not reproducible here"
-        parts.append(f"the grid ends at {pairs[-1][0]} layers computed, below the paper's crossover at {crossover}")
+        parts.append(f"the grid ends at {pairs[-1][0]} layers computed, below {crossover}, the first count at which the paper's "
+                     "looped stack is ahead")
     else:
         verdict = "trend reproduced" if top >= -top_noise and grows else "differs"
     return published_claim(cid, "; ".join(parts), verdict, rule)
@@ -320,7 +321,7 @@ def one_step_memory(rows: pd.DataFrame, grid: pd.DataFrame | None = None) -> Cla
     top = bptt.iloc[-1] / one.iloc[-1]
     verdict = ("reproduced" if flat <= 1.1 and linear >= 0.95 and top >= 2 else
                "trend reproduced" if bptt.iloc[-1] / bptt.iloc[0] > flat else "differs")
-    ours = (f"from {steps[0]} to {steps[-1]} low-level steps per segment: one-step peak x{flat:.2f}; BPTT "
+    ours = (f"from {steps[0]} to {steps[-1]} low-level steps per segment, the one-step peak varies by a factor {flat:.2f}; BPTT "
             f"{bptt.iloc[-1] / 2**20:,.0f} MiB vs one-step {one.iloc[-1] / 2**20:,.0f} MiB at {steps[-1]} steps, its excess "
             f"linear in the steps (Pearson r = {linear:.3f})")
     return published_claim(cid, ours, verdict,

@@ -8,6 +8,7 @@ Two accuracies count as different only beyond the binomial noise of their differ
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from potlib.claims.core import finite, noise
@@ -183,8 +184,8 @@ def _gpu_layers(grid: pd.DataFrame) -> str:
             f"{int(grid.loc[grid['model'] == 'recurrent_transformer', 'n_layers'].iloc[0])}-block stack looped to "
             f"{span('recurrent_transformer')} layers computed and HRM at {span('hrm')} layers computed, at d = "
             f"{int(grid['hidden_size'].max())} for {int(grid['train_steps'].max()):,} steps of batch "
-            f"{int(grid['batch_size'].max())} (the paper's looped model overtakes the Transformer from 64 layers "
-            "computed).") if {"transformer", "recurrent_transformer", "hrm"} <= set(spans) else ""
+            f"{int(grid['batch_size'].max())} (the paper's looped model is ahead of the Transformer from "
+            f"{paper_crossover()[0]} layers computed).") if {"transformer", "recurrent_transformer", "hrm"} <= set(spans) else ""
 
 
 def act_text(rows: pd.DataFrame, gpu_grid: pd.DataFrame | None = None) -> str:
@@ -279,3 +280,22 @@ def original_choices_text(rows: pd.DataFrame) -> str:
             f"{orig['exact_accuracy']:.3f} vs {ours['exact_accuracy']:.3f} (noise ±{err:.3f}). {verdict} "
             f"Each value is one run scored on the same {n:,} test puzzles; the noise is that of two independent "
             "samples of that size, wider than a paired test on the same puzzles would give.")
+
+
+def reset_text(l_residual, h_step_index) -> str:
+    """Whether z_L shows the paper's reset pattern (Fig. 3: z_L converges within a high-level cycle and its update
+    jumps back up after every z_H update). ``l_residual`` (S,): ||z_L,k - z_L,k-1|| for low-level steps k = 1..S;
+    ``h_step_index``: the low-level steps after which z_H was updated. '' without an update to compare."""
+    res = np.asarray(l_residual, dtype=float)
+    after = [int(h) for h in h_step_index if 1 <= int(h) < len(res)]  # res[h] is step h + 1, res[h - 1] step h
+    if not after or res[0] <= 0:
+        return ""
+    jumps = [res[h] / res[h - 1] for h in after if res[h - 1] > 0]
+    grows = sum(j > 1 for j in jumps)
+    out = (f"z_L's update grows again right after {grows} of the {len(after)} z_H updates inside the traced steps "
+           f"(median factor {np.median(jumps):.2g})")
+    if grows > len(after) / 2:
+        out += ": the reset pattern of the paper's Fig. 3"
+    return (out + f"; over the whole trace z_L's update falls to {res[-1] / res[0]:.2g} of its first, so "
+            + ("the resets do not keep the computation active as in the paper." if res[-1] / res[0] < 0.1 else
+               "the computation stays active, as in the paper."))
