@@ -156,10 +156,16 @@ def save_figure(fig, name: str) -> Path | None:
     return path
 
 
-def verdict_box(verdicts: pd.DataFrame, title: str = "Claims and verdicts") -> str:
+def verdict_box(verdicts: pd.DataFrame, title: str = "Claims and verdicts", sections: dict[str, str] | None = None) -> str:
     """A chapter's opening box: one line per claim, verdict first, then what we measured (MyST admonition),
-    followed by the rule each decided verdict follows (the claim's ``evidence``), so a reader can check it."""
-    table = markdown_table(verdicts[["verdict", "claim", "ours"]].rename(columns={"ours": "what we measured"}))
+    followed by the rule each decided verdict follows (the claim's ``evidence``), so a reader can check it.
+
+    ``sections`` maps a claim's ``id`` to the MyST target (``(name)=`` above a heading) of the section that backs
+    it: the claim then links there (STYLE.md, "Book pages")."""
+    shown = verdicts[["verdict", "claim", "ours"]].rename(columns={"ours": "what we measured"})
+    if sections and "id" in verdicts.columns:
+        shown["claim"] = [f"[{c}]({sections[i]})" if i in sections else c for c, i in zip(verdicts["claim"], verdicts["id"])]
+    table = markdown_table(shown, links=bool(sections))
     counts = verdicts["verdict"].value_counts()
     summary = ", ".join(f"{n} {v}" for v, n in counts.items())
     rules = ""

@@ -272,6 +272,9 @@ def test_page_tables_show_a_dash_for_missing_or_infinite_values():
     assert out["tiny"].tolist() == ["1.00e-05", "0.25", "3.00e+06"] and out["n"].tolist() == ["1", "2", "3"]
     box = render.verdict_box(pd.DataFrame({"verdict": ["differs"], "claim": ["a_b"], "ours": ["x|y"]}))
     assert box.startswith(":::{admonition} Claims and verdicts (1 differs)") and "a\\_b" in box and "x\\|y" in box
+    linked = render.verdict_box(pd.DataFrame({"verdict": ["differs", "reproduced"], "claim": ["a_b", "c"], "ours": ["x", "y"],
+                                              "id": ["one", "two"]}), sections={"one": "sec-one"})
+    assert "[a\\_b](sec-one)" in linked and "| c " in linked  # a claim without a section stays plain text
 
 
 def test_page_tables_keep_the_digits_they_were_given_and_align_numbers_right():

@@ -214,7 +214,10 @@ def test_original_choices_text_follows_the_rows():
     assert "The original's pair (stablemax, Adam-atan2) is level with ours (softmax, AdamW): 0.090 vs 0.100" in level
     assert "Neither choice moves exact accuracy beyond the noise" in level
     moved = hrm_text.original_choices_text(choices(0.10, 0.30, 0.10, 0.30))
-    assert "At least one choice moves exact accuracy beyond the noise" in moved and "is ahead of ours" in moved
+    assert "Stablemax moves exact accuracy beyond the noise whatever the other choice" in moved and "is ahead of ours" in moved
+    once = hrm_text.original_choices_text(choices(0.083, 0.129, 0.114, 0.103))  # the committed rows' pattern
+    assert "Stablemax moves exact accuracy beyond the noise with AdamW only, and the other way with the other" in once
+    assert "Neither choice" not in once and "Adam-atan2 moves" not in once
     assert hrm_text.original_choices_text(choices(0.1, 0.1, 0.1, 0.1).iloc[:3]) == ""  # a pair not yet run
 
 

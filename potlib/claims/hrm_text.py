@@ -252,8 +252,9 @@ OPTIMIZER = {"adamw": "AdamW", "adam_atan2": "Adam-atan2"}
 
 def original_choices_text(rows: pd.DataFrame) -> str:
     """'What the rows show' for the original's training choices (HRM's Sudoku config: stablemax cross-entropy,
-    Adam-atan2): each choice's effect on exact accuracy with the other held fixed, and the original's pair against
-    ours (softmax, AdamW). '' until the 2 x 2 grid has a finished run of each pair."""
+    Adam-atan2): each choice's effect on exact accuracy with the other held fixed, whether it holds under both
+    settings of the other, and the original's pair against ours (softmax, AdamW). '' until the 2 x 2 grid has a
+    finished run of each pair."""
     ok = ok_rows(rows)
     if not len(ok):
         return ""
@@ -261,25 +262,34 @@ def original_choices_text(rows: pd.DataFrame) -> str:
     if any(r is None for r in get.values()):
         return ""
     n = n_test_puzzles(ok.iloc[0])
-    moved = []
-
-    def effect(new: pd.Series, old: pd.Series, held: str) -> str:
-        gap, err = compare(new, old)
-        moved.append(abs(gap) > err)
-        return f"{gap:+.3f} with {held} ({new['exact_accuracy']:.3f} vs {old['exact_accuracy']:.3f}, noise ±{err:.3f})"
-
-    loss = "; ".join(effect(get["stablemax", op], get["softmax", op], OPTIMIZER[op]) for op in OPTIMIZER)
-    opt = "; ".join(effect(get[lo, "adam_atan2"], get[lo, "adamw"], LOSS[lo].split()[0]) for lo in LOSS)
+    effects = {  # choice -> [(the other factor held at, gap, noise, new, old)]
+        "stablemax": [(OPTIMIZER[op], *compare(get["stablemax", op], get["softmax", op]), get["stablemax", op],
+                       get["softmax", op]) for op in OPTIMIZER],
+        "Adam-atan2": [(LOSS[lo].split()[0], *compare(get[lo, "adam_atan2"], get[lo, "adamw"]), get[lo, "adam_atan2"],
+                        get[lo, "adamw"]) for lo in LOSS]}
+    said = {c: "; ".join(f"{gap:+.3f} with {held} ({new['exact_accuracy']:.3f} vs {old['exact_accuracy']:.3f}, noise "
+                         f"±{err:.3f})" for held, gap, err, new, old in e) for c, e in effects.items()}
+    out = [f"Stablemax instead of softmax changes exact accuracy by {said['stablemax']}. Adam-atan2 instead of AdamW: "
+           f"{said['Adam-atan2']}."]
     orig, ours = get["stablemax", "adam_atan2"], get["softmax", "adamw"]
     gap, err = compare(orig, ours)
-    verdict = ("Neither choice moves exact accuracy beyond the noise at this budget, so the page's defaults stand in "
-               "for the original's here." if not any(moved) else
-               "At least one choice moves exact accuracy beyond the noise at this budget (above).")
-    return (f"Stablemax instead of softmax changes exact accuracy by {loss}. Adam-atan2 instead of AdamW: {opt}. "
-            f"The original's pair (stablemax, Adam-atan2) is {_versus(gap, err)} ours (softmax, AdamW): "
-            f"{orig['exact_accuracy']:.3f} vs {ours['exact_accuracy']:.3f} (noise ±{err:.3f}). {verdict} "
-            f"Each value is one run scored on the same {n:,} test puzzles; the noise is that of two independent "
-            "samples of that size, wider than a paired test on the same puzzles would give.")
+    out.append(f"The original's pair (stablemax, Adam-atan2) is {_versus(gap, err)} ours (softmax, AdamW): "
+               f"{orig['exact_accuracy']:.3f} vs {ours['exact_accuracy']:.3f} (noise ±{err:.3f}).")
+    for choice, e in effects.items():
+        moved = [held for held, g, nz, *_ in e if abs(g) > nz]
+        same_sign = len({np.sign(g) for _, g, *_ in e}) == 1
+        if len(moved) == len(e) and same_sign:
+            out.append(f"{choice[:1].upper()}{choice[1:]} moves exact accuracy beyond the noise whatever the other choice: it matters here.")
+        elif moved:
+            out.append(f"{choice[:1].upper()}{choice[1:]} moves exact accuracy beyond the noise with {moved[0]} only, "
+                       + ("and the other way" if not same_sign else "and less") + " with the other; with one run per "
+                       "pair that is not an established effect.")
+    if not any(abs(g) > nz for e in effects.values() for _, g, nz, *_ in e):
+        out.append("Neither choice moves exact accuracy beyond the noise at this budget, so the page's defaults stand "
+                   "in for the original's here.")
+    out.append(f"Each value is one run scored on the same {n:,} test puzzles; the noise is that of two independent "
+               "samples of that size, wider than a paired test on the same puzzles would give.")
+    return " ".join(out)
 
 
 def reset_text(l_residual, h_step_index) -> str:
