@@ -246,7 +246,7 @@ def act_text(rows: pd.DataFrame, gpu_grid: pd.DataFrame | None = None) -> str:
     return " ".join(out)
 
 
-LOSS = {"softmax": "softmax cross-entropy", "stablemax": "stablemax cross-entropy"}
+LOSS = ("softmax", "stablemax")  # cross-entropy over softmax or over HRM's stablemax
 OPTIMIZER = {"adamw": "AdamW", "adam_atan2": "Adam-atan2"}
 
 
@@ -265,7 +265,7 @@ def original_choices_text(rows: pd.DataFrame) -> str:
     effects = {  # choice -> [(the other factor held at, gap, noise, new, old)]
         "stablemax": [(OPTIMIZER[op], *compare(get["stablemax", op], get["softmax", op]), get["stablemax", op],
                        get["softmax", op]) for op in OPTIMIZER],
-        "Adam-atan2": [(LOSS[lo].split()[0], *compare(get[lo, "adam_atan2"], get[lo, "adamw"]), get[lo, "adam_atan2"],
+        "Adam-atan2": [(lo, *compare(get[lo, "adam_atan2"], get[lo, "adamw"]), get[lo, "adam_atan2"],
                         get[lo, "adamw"]) for lo in LOSS]}
     said = {c: "; ".join(f"{gap:+.3f} with {held} ({new['exact_accuracy']:.3f} vs {old['exact_accuracy']:.3f}, noise "
                          f"±{err:.3f})" for held, gap, err, new, old in e) for c, e in effects.items()}

@@ -6,6 +6,8 @@ import pandas as pd
 
 from potlib.claims.core import Claim
 
+CHAPTER = "Gradient modes: theory (source 000)"
+
 
 def gradient_modes_theory(theory: pd.DataFrame) -> list[Claim]:
     """Source 000 section 8 against the controlled contractive map (gradient_modes_theory rows)."""
@@ -17,7 +19,7 @@ def gradient_modes_theory(theory: pd.DataFrame) -> list[Claim]:
     cos = float(theory[theory["gamma"] == gam]["cos"].min())
     claims = [
         Claim(
-            "Gradient modes: theory (source 000)", "Last-iterate error decays like γᵀ with the number of iterations", "source 000, §8",
+            CHAPTER, "Last-iterate error decays like γᵀ with the number of iterations", "source 000, §8",
             "‖∇full − ∇last‖ = O(γᵀ ‖∇θF‖)",
             f"relative error at γ={gam:g}: {mean.loc[gam, t3]:.3f} at T={t3}, {mean.loc[gam, t_hi]:.3f} at T={t_hi} "
             f"(γᵀ would be {gam ** t3:.3f} and {gam ** t_hi:.1e})",
@@ -25,13 +27,13 @@ def gradient_modes_theory(theory: pd.DataFrame) -> list[Claim]:
             "rule: error at the largest T below half the error at T=2 for every γ; it plateaus instead",
         ),
         Claim(
-            "Gradient modes: theory (source 000)", "Worked example: γ=0.5, T=3 gives ≈12.5% error", "source 000, §8",
+            CHAPTER, "Worked example: γ=0.5, T=3 gives ≈12.5% error", "source 000, §8",
             "0.5³ = 12.5% of the gradient", f"{mean.loc[gam, t3]:.1%} measured; worst case of the dropped terms 75% of the direct term",
             "reproduced" if abs(mean.loc[gam, t3] - 0.125) < 0.02 else "differs",
             "rule: within 2 points of 12.5%",
         ) if gam == 0.5 and t3 == 3 else None,
         Claim(
-            "Gradient modes: theory (source 000)", "For contractive maps the last-iterate gradient stays a good direction", "source 000, §2 and §5",
+            CHAPTER, "For contractive maps the last-iterate gradient stays a good direction", "source 000, §2 and §5",
             "dropping early-step credit has a small effect", f"cosine(∇full, ∇last) ≥ {cos:.3f} at γ={gam:g}, all T",
             "reproduced" if cos > 0.95 else "differs", "rule: cosine > 0.95",
         ),
