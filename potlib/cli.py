@@ -1,4 +1,4 @@
-"""Command line: ``python -m potlib {list,run,status,bench}``.
+"""Command line: ``python -m potlib {list,run,status,compare,bench}``.
 
 CPU smoke of any experiment (seconds)::
 
@@ -8,6 +8,11 @@ The book's grid on a 2-core CPU, resumable (existing rows are skipped; ``--force
 
     python -m potlib run gradflow_depth --profile cpu --executor local
     python -m potlib status
+
+Does a rerun reproduce the committed rows? (every scalar metric, paired by config)::
+
+    python -m potlib run credit_ladder --profile cpu --results-dir /tmp/rerun
+    python -m potlib compare credit_ladder --profile cpu --against /tmp/rerun
 
 Throughput of the credit runs (one at a time vs replicas), a row of the ``bench`` experiment::
 
@@ -108,6 +113,14 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--profile", default=None, choices=profiles, help="only this profile")
     s.add_argument("--results-dir", type=Path, default=None, help="result root for every profile")
 
+    c = sub.add_parser("compare", help="do the rows of a rerun agree with the reference rows? metric by metric")
+    c.add_argument("experiment", help="experiment name (see `python -m potlib list`)")
+    c.add_argument("--profile", default="cpu", choices=profiles, help="whose rows to compare (default cpu)")
+    c.add_argument("--against", type=Path, required=True, help="result root of the rerun")
+    c.add_argument("--results-dir", type=Path, default=None, help="reference result root (default: data/results for cpu and gpu)")
+    c.add_argument("--rtol", type=float, default=1e-5, help="relative tolerance (default 1e-5)")
+    c.add_argument("--atol", type=float, default=1e-8, help="absolute tolerance (default 1e-8)")
+
     b = sub.add_parser("bench", help="time credit runs one at a time vs replicas (rows of the bench experiment)")
     b.add_argument("--profile", default="smoke", choices=profiles, help="smoke (CPU seconds, shrunken evaluation), cpu or gpu (the bench grid on this device)")
     b.add_argument("--workload", default=None, help="only this workload: ladder_L4 or cifar_L12 (default: the profile's)")
@@ -175,6 +188,24 @@ def _cmd_status(a: argparse.Namespace) -> int:
     return 1 if (df["corrupt"] != "").any() else 0
 
 
+def _cmd_compare(a: argparse.Namespace) -> int:
+    from potlib.compare import compare_rows
+    from potlib.results import default_root
+
+    experiments.get(a.experiment)  # a clear error for an unknown name
+    experiments.check_profile(a.profile)
+    ref = a.results_dir or default_root(a.profile)
+    c = compare_rows(a.against, ref, a.experiment, a.profile, a.rtol, a.atol)
+    print(f"{a.experiment} [{a.profile}]: {c.paired} configs in both ({a.against} against {ref}); "
+          f"{len(c.only_ours)} only in the rerun, {len(c.only_reference)} only in the reference")
+    if len(c.metrics):
+        print(c.metrics.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    if c.status_differs:
+        print(f"status differs for {len(c.status_differs)} configs: {', '.join(c.status_differs[:5])}")
+    print(f"{'agree' if c.agree else 'DIFFER'} within rtol {a.rtol:g}, atol {a.atol:g}")
+    return 0 if c.agree else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
@@ -185,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_list()
         if args.command == "run":
             return _cmd_run(args)
+        if args.command == "compare":
+            return _cmd_compare(args)
         if args.command == "bench":
             from potlib.bench import bench_command
 

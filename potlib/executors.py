@@ -32,7 +32,7 @@ from typing import Callable
 import torch
 
 from potlib import experiments, runtime
-from potlib.config import Config
+from potlib.config import Config, cfg_id
 from potlib.results import ResultStore
 
 EXECUTORS = ("auto", "inline", "local", "replicas", "slurm")
@@ -204,8 +204,40 @@ def _slots(device: torch.device, workers: int | None, jobs: int) -> tuple[list[s
     return slots, n, None if n_gpu else cpu_threads(n)
 
 
+def known_costs(name: str, profile: str, root) -> dict[str, float]:
+    """Seconds each config of ``name`` took before, by cfg_id: the ``wall_seconds`` of its row under ``root`` or, for
+    configs without one there, in the default store of ``profile`` (the committed rows, when a grid is rerun
+    elsewhere). A grouped row's seconds are its share of the group's wall time."""
+    from potlib.results import default_root
+
+    costs: dict[str, float] = {}
+    for r in (default_root(profile), Path(root)):  # rows under root win
+        if not Path(r).is_dir():
+            continue
+        for row in ResultStore(r).rows(name):
+            if row.get("profile") == profile and (row.get("provenance") or {}).get("wall_seconds"):
+                costs[row["cfg_id"]] = float(row["provenance"]["wall_seconds"])
+    return costs
+
+
+def longest_first(name: str, units: list[list[Config]], profile: str, root) -> list[int]:
+    """The order (indices into ``units``, each a config or a replica group) in which a pool of workers should start
+    them: those whose configs' earlier rows (:func:`known_costs`) took longest first, so that no long run starts last
+    while the other workers idle (the longest-processing-time rule; the ladder grid in grid order left one of two
+    cores idle for its last ~20 min of ~70). Units without an earlier row keep their grid order, ahead of the rest:
+    their cost is unknown."""
+    costs = known_costs(name, profile, root)
+    ids = [[cfg_id(name, c) for c in u] for u in units]
+    unknown = [i for i, u in enumerate(ids) if any(c not in costs for c in u)]
+    known = [i for i, u in enumerate(ids) if all(c in costs for c in u)]
+    known.sort(key=lambda i: -sum(costs[c] for c in ids[i]))  # stable: ties keep the grid order
+    return unknown + known
+
+
 def _local(name, todo, profile, root, device, budget: Budget, done: Done, workers: int | None = None, **_) -> None:
     slots, n, threads = _slots(device, workers, len(todo))
+    if n > 1:
+        todo = [todo[i] for i in longest_first(name, [[c] for c in todo], profile, root)]
     jobs = [(name, [c.to_dict()], profile, str(root), slots[i % len(slots)], False) for i, c in enumerate(todo)]
     _pool(jobs, n, threads, budget, done)
 
@@ -229,6 +261,7 @@ def _replicas(name, todo, profile, root, device, budget: Budget, done: Done, wor
         _inline(name, rest, profile, root, device, budget, done)
         return
     units = [(g, True) for g in groups] + [([c], False) for c in rest]
+    units = [units[i] for i in longest_first(name, [u for u, _ in units], profile, root)]
     jobs = [(name, [c.to_dict() for c in unit], profile, str(root), slots[i % len(slots)], grouped)
             for i, (unit, grouped) in enumerate(units)]
     _pool(jobs, n, threads, budget, done)

@@ -375,3 +375,26 @@ def test_auto_executor_is_the_fastest_measured_arrangement():
     assert default_executor(experiments.get("hrm_act"), "cpu") == "local"
     assert default_executor(experiments.get("credit_ladder"), "smoke") == "inline"
     assert default_group_size(torch.device("cpu")) == 12
+
+
+def test_pool_starts_the_longest_runs_first(toy_env):
+    """Issue 14: a pool of workers starts the configs whose earlier rows took longest first (no long run left for
+    the end while the other core idles); configs without an earlier row keep their grid order, ahead."""
+    from potlib import executors
+    from potlib.config import cfg_id
+    from potlib.sweep import run_sweep
+
+    root = toy_env / "res"
+    configs = experiments.get("toy").configs("cpu")[:4]
+    run_sweep("toy", "cpu", executor="inline", root=root, progress=False, where={"seed": ["0", "1", "2"]})
+    store = ResultStore(root)
+    for seconds, c in zip((1.0, 30.0, 5.0), configs):  # pretend seed 1 took longest, then seed 2
+        path = store.row_path("toy", cfg_id("toy", c))
+        row = json.loads(path.read_text())
+        row["provenance"]["wall_seconds"] = seconds
+        path.write_text(json.dumps(row))
+    units = [[c] for c in configs]  # seed 3 has no row: unknown cost, first
+    assert executors.longest_first("toy", units, "cpu", root) == [3, 1, 2, 0]
+    group = executors.longest_first("toy", [[configs[0], configs[2]], [configs[1]]], "cpu", root)
+    assert group == [1, 0]  # a group's cost is the sum of its configs' (30 > 1 + 5)
+    assert executors.longest_first("toy", units, "cpu", toy_env / "empty") == [0, 1, 2, 3]  # nothing known

@@ -248,7 +248,9 @@ def test_bench_times_a_bridge_past_its_warmup_with_workers():
     assert torch.get_num_threads() == threads  # restored
     assert m["baseline_runs_per_hour"] > 0 and m["replicas_runs_per_hour"] > 0 and m["workers_runs_per_hour"] > 0
     assert m["workers_replicas_speedup"] == pytest.approx(m["workers_replicas_runs_per_hour"] / m["baseline_runs_per_hour"])
-    assert [c.method for c in bench.EXPERIMENT.configs("cpu")] == ["BP", "DFA", "SB", "CB"]
+    assert [(c.workload, c.method) for c in bench.EXPERIMENT.configs("cpu")] == [
+        ("ladder_L4", "BP"), ("ladder_L4", "DFA"), ("ladder_L4", "SB"), ("ladder_L4", "CB"),
+        ("cifar_L12", "BP"), ("cifar_L12", "CB")]
 
 
 @pytest.mark.parametrize("workers", [1, 2])  # all groups in this process, or spread over two worker processes

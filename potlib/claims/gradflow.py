@@ -41,6 +41,7 @@ def gradient_flow(depth: pd.DataFrame, softmax: pd.DataFrame, clipping: pd.DataF
         "reproduced" if at_init and trained else "trend reproduced" if trained else "differs",
         "rule: reproduced if the no-residual stack's gradient vanishes (< 0.1x) at init and after training (first/last "
         "ratio 100x below pre-norm's, accuracy lower by 0.2); trend reproduced if only after training",
+        id="flow_residual_early_layers",
     ))
 
     # -- pre-norm vs post-norm ------------------------------------------------------------------
@@ -56,6 +57,7 @@ def gradient_flow(depth: pd.DataFrame, softmax: pd.DataFrame, clipping: pd.DataF
         f"after training {t_pre:+.2f} vs {t_post:+.2f}",
         "reproduced" if n_ok == 2 else "trend reproduced" if n_ok == 1 else "differs",
         "rule: post-norm's first/last ratio below pre-norm's at init and after training (trend: one of the two)",
+        id="flow_prenorm_gradients",
     ))
     loss_pre = _mean(depth, "loss_trained", norm="pre_norm", **kw)
     loss_post = _mean(depth, "loss_trained", norm="post_norm", **kw)
@@ -68,6 +70,7 @@ def gradient_flow(depth: pd.DataFrame, softmax: pd.DataFrame, clipping: pd.DataF
         "reproduced" if (loss_post > 2 * loss_pre or div_post > 0) else "differs",
         "rule: post-norm ends with twice pre-norm's loss, or diverges. At this size both train; the post-norm "
         "instability reported by Xiong et al. (2020) needs larger models or learning rates than this grid",
+        id="flow_prenorm_stability",
     ))
 
     # -- GPT-2 output scaling -----------------------------------------------------------------
@@ -80,6 +83,7 @@ def gradient_flow(depth: pd.DataFrame, softmax: pd.DataFrame, clipping: pd.DataF
         f"pre-norm, depth {L}: residual-stream RMS grows {g0:.2f}x over the stack without scaling, {g1:.2f}x with it",
         "reproduced" if abs(np.log(g1)) < abs(np.log(g0)) else "differs",
         "rule: with scaling the last/first RMS ratio is closer to 1",
+        id="flow_output_scaling",
     ))
 
     # -- softmax scaling ----------------------------------------------------------------------
@@ -96,6 +100,7 @@ def gradient_flow(depth: pd.DataFrame, softmax: pd.DataFrame, clipping: pd.DataF
         f"‖softmax Jacobian‖_F {jac_u:.3f} vs {jac_s:.3f}",
         "reproduced" if sat_u > 0.5 and sat_s < 0.01 and jac_u < 0.5 * jac_s else "trend reproduced" if sat_u > sat_s else "differs",
         "rule: > 50% saturated unscaled, < 1% scaled, Jacobian norm halved",
+        id="flow_softmax_saturation",
     ))
     gq_u = _mean(softmax, "grad_q_norm_mean", d_k=dmax, scaled=False)
     gq_s = _mean(softmax, "grad_q_norm_mean", d_k=dmax, scaled=True)
@@ -106,6 +111,7 @@ def gradient_flow(depth: pd.DataFrame, softmax: pd.DataFrame, clipping: pd.DataF
         "reproduced" if gq_u < gq_s else "differs",
         "rule: unscaled |dL/dq| smaller than scaled. It is not: unscaled scores carry a factor sqrt(d_k) that "
         "outgrows the Jacobian's shrinkage; the gradient concentrates on few keys instead of vanishing",
+        id="flow_query_gradient_vanishes",
     ))
     ex = torch.softmax(torch.tensor([2.0, 0.0, 0.0], dtype=torch.float64), 0).tolist()
     out.append(Claim(
@@ -113,6 +119,7 @@ def gradient_flow(depth: pd.DataFrame, softmax: pd.DataFrame, clipping: pd.DataF
         "[0.84, 0.08, 0.08]", "[" + ", ".join(f"{v:.3f}" for v in ex) + "] (exact arithmetic)",
         "reproduced" if abs(ex[0] - 0.84) < 0.005 else "differs",
         "rule: first weight within 0.005 of 0.84; e^2/(e^2+2) = 0.787",
+        id="flow_softmax_example",
     ))
 
     # -- clipping -----------------------------------------------------------------------------
@@ -125,6 +132,7 @@ def gradient_flow(depth: pd.DataFrame, softmax: pd.DataFrame, clipping: pd.DataF
         f"min cosine(clipped, raw) over all steps: {cos_g:.6f} global-norm vs {cos_v:.3f} per-value",
         "reproduced" if cos_g > 1 - 1e-4 else "differs",
         "rule: min cosine > 0.9999",
+        id="flow_clip_direction",
     ))
     lrs = sorted(clipping["lr"].unique())
     fracs = {lr: _mean(clipping, "clipped_fraction", clip="global_norm", threshold=1.0, lr=lr) for lr in lrs}
@@ -135,6 +143,7 @@ def gradient_flow(depth: pd.DataFrame, softmax: pd.DataFrame, clipping: pd.DataF
         + " (post-norm stack; the gradient-flow page says in which steps)",
         "reproduced" if max(fracs.values()) < 0.2 else "differs",
         "rule: clipping acts on < 20% of steps at every learning rate",
+        id="flow_clip_rarely_active",
     ))
     worst = float(clipping[clipping["clip"] == "none"]["raw_grad_norm_max"].max())
     loss_none = _mean(clipping, "final_loss", clip="none", lr=hi)
@@ -148,6 +157,7 @@ def gradient_flow(depth: pd.DataFrame, softmax: pd.DataFrame, clipping: pd.DataF
         ("reproduced" if loss_glob < loss_none else "differs") if exploded else "not reproducible here",
         "rule: needs an exploding run (gradient norm > 10); none occurred, and the high-lr failure is a collapse "
         "with small gradients, which clipping cannot fix",
+        id="flow_clip_fixes_explosion",
     ))
     return out
 
@@ -165,6 +175,7 @@ def frozen_context(frozen: pd.DataFrame) -> list[Claim]:
         "gradient flows through W_q, W_k/W_v of decision tokens and W_o",
         f"{int(fr['params_with_grad'].min())} of {int(fr['params_total'].max())} parameter tensors receive gradient when frozen",
         "reproduced" if all_params else "differs", "rule: every parameter tensor has a non-zero gradient",
+        id="frozen_all_projections_learn",
     ))
     leak = int(fr["ctx_only_tok_rows_with_grad"].max())
     full_rows = int(full["ctx_only_tok_rows_with_grad"].min()) if not full.empty else -1
@@ -173,6 +184,7 @@ def frozen_context(frozen: pd.DataFrame) -> list[Claim]:
         "the model learns to use the context encoding, not to change it",
         f"embedding rows of context-only tokens with gradient: {leak} frozen vs ≥{full_rows} full backprop",
         "reproduced" if leak == 0 and full_rows > 0 else "differs", "rule: zero when frozen, non-zero with full backprop",
+        id="frozen_context_unchanged",
     ))
     rq, rk, rv = (float(fr[f"grad_ratio_w{x}"].mean()) for x in "qkv")
     out.append(Claim(
@@ -181,12 +193,14 @@ def frozen_context(frozen: pd.DataFrame) -> list[Claim]:
         f"|g_frozen|/|g_full| averaged over context lengths: W_q {rq:.2f}, W_k {rk:.2f}, W_v {rv:.2f}",
         "reproduced" if rq > 0.8 and rq > 2 * max(rk, rv) else "differs",
         "rule: W_q keeps > 80% of its gradient norm and more than twice the share of W_k and W_v",
+        id="frozen_learns_through_wq",
     ))
     err = float(frozen["dalpha_dq_max_abs_err"].max())
     out.append(Claim(
         CH_FLOW, "∂αᵢⱼ/∂qᵢ = αᵢⱼ (kⱼ − Σₗ αᵢₗ kₗ)/√d, frozen keys included", f"{SOURCE002}, Mathematical Detail",
         "closed form", f"max abs(closed form − autograd) = {err:.1e} (float64, every row)",
         "reproduced" if err < 1e-10 else "differs", "rule: < 1e-10 in float64",
+        id="frozen_dalpha_dq",
     ))
     ck_err = float(ck["grad_rel_err_total"].max())
     m_full = _mean(full, "peak_memory_mib", n_ctx=n_max)
@@ -197,11 +211,13 @@ def frozen_context(frozen: pd.DataFrame) -> list[Claim]:
         "gradient flows through the entire forward pass; less memory, more compute",
         f"relative gradient error {ck_err:.1e}; peak memory at {n_max} context tokens {m_ck:.0f} MiB vs {m_full:.0f} MiB full",
         "reproduced" if ck_err < 1e-5 and m_ck < m_full else "differs", "rule: error < 1e-5 and lower peak memory",
+        id="frozen_checkpointing",
     ))
     out.append(Claim(
         CH_FLOW, "Context-frozen training is the cheap option", f"{SOURCE002}, The Hybrid Approach",
         "frozen context is cheaper than full forward+backward",
         f"peak memory at {n_max} context tokens: {m_fr:.0f} MiB frozen vs {m_full:.0f} MiB full ({m_full / m_fr:.1f}x)",
         "reproduced" if m_fr < m_full else "differs", "rule: lower peak memory when frozen",
+        id="frozen_cheap",
     ))
     return out

@@ -43,6 +43,7 @@ REGISTRY: dict[str, str] = {
     "gradflow_clipping": "potlib.experiments.gradflow_clipping",
     "frozen_context": "potlib.experiments.frozen_context",
     "bench": "potlib.experiments.bench",
+    "bench_hrm": "potlib.experiments.bench_hrm",
 }
 
 

@@ -16,7 +16,7 @@ numbers are CPU numbers at shrunken evaluation sizes, not paper estimates); pape
 minutes on one H100 (estimate, not measured).
 
     python -m potlib run bench --profile smoke     # or: python -m potlib bench
-    python -m potlib run bench --profile cpu       # the ladder's four rules on this CPU (~5 min, idle machine)
+    python -m potlib run bench --profile cpu       # the ladder's four rules, CIFAR-10 L=12 BP and CB (~10 min, idle)
     python -m potlib run bench --profile gpu --force
 
 Timing method. Every number is measured in one process on one device, then extrapolated to a full paper run:
@@ -341,8 +341,12 @@ def _smoke() -> list[Config]:
 
 def _cpu() -> list[Config]:
     # the ladder grid's replica group: 4 α x 3 seeds of one (rule, depth); two 1-thread workers, one per core
-    return [BenchConfig(workload="ladder_L4", method=m, replicas=12, steps=50, warmup=5, workers=2, cuda_graph=False)
-            for m in ("BP", "DFA", "SB", "CB")]
+    ladder = [BenchConfig(workload="ladder_L4", method=m, replicas=12, steps=50, warmup=5, workers=2, cuda_graph=False)
+              for m in ("BP", "DFA", "SB", "CB")]
+    # the CIFAR-10 grid at L = 12 (one seed per rule and depth: BP and DFA share a group of 2, a bridge runs alone)
+    cifar = [BenchConfig(workload="cifar_L12", method=m, replicas=2, steps=20, warmup=3, workers=2, cuda_graph=False)
+             for m in ("BP", "CB")]
+    return ladder + cifar
 
 
 def _gpu() -> list[Config]:
