@@ -88,7 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--results-dir", type=Path, default=None, help="result root (default: data/results for cpu and gpu, a cache for smoke)")
     # -- how to run it --
     r.add_argument("--executor", default="auto", choices=EXECUTORS,
-                   help="auto (inline for smoke; replicas where the experiment can group configs; local otherwise), inline (this process), local (process pool; on a CPU "
+                   help="auto (inline for smoke; replicas where the experiment can group configs and the bench measured it faster; local otherwise), inline (this process), local (process pool; on a CPU "
                         "one thread per worker), replicas (experiments that can train same-shaped configs together; "
                         "--group-size caps a group) or slurm (submitit job array)")
     r.add_argument("--workers", type=_positive_int, default=None,
@@ -180,11 +180,13 @@ def _cmd_status(a: argparse.Namespace) -> int:
         if len(sel):
             print(f"total {prof} wall time (sum of row wall seconds): {sel['wall_h'].sum():.3f} h")
             with_rows = sel[sel["done"] > 0]
-            logged = with_rows[with_rows["sweep_h"] > 0]
+            whole = with_rows[(with_rows["swept"] == with_rows["done"]) & (with_rows["done"] == with_rows["expected"])]
             # a grid's sweeps that ran side by side (shards) count once, grids add up as if swept one after
-            # another; grids swept before sweeps were logged have no elapsed time
-            print(f"total {prof} elapsed time of logged sweeps: {logged['sweep_h'].sum():.3f} h "
-                  f"({len(logged)} of {len(with_rows)} experiments with rows have a sweep log)")
+            # another; rows made before sweeps were logged have no elapsed time
+            print(f"total {prof} elapsed time of the logged sweeps that made the rows: {with_rows['sweep_h'].sum():.3f} h; "
+                  f"{len(whole)} of {len(with_rows)} grids with rows were made whole by logged sweeps, in "
+                  f"{whole['sweep_h'].sum():.3f} h" + (f" (not yet: {', '.join(with_rows[~with_rows.index.isin(whole.index)]['experiment'])})"
+                                                      if len(whole) < len(with_rows) else ""))
     return 1 if (df["corrupt"] != "").any() else 0
 
 

@@ -283,19 +283,44 @@ def grid_frame(name: str, profile: str):
     return pd.DataFrame([c.to_dict() for c in experiments.get(name).configs(profile)])
 
 
+def _span(log: dict[str, Any]) -> tuple[float, float] | None:
+    """(start, end) of a logged sweep in POSIX seconds, or None without a readable ``finished`` time."""
+    try:
+        end = datetime.fromisoformat(log["finished"]).timestamp()
+    except (KeyError, TypeError, ValueError):
+        return None
+    return end - float(log.get("elapsed_seconds") or 0), end
+
+
+def made_by(rows: list[dict[str, Any]], logs: list[dict[str, Any]], slack_s: float = 0.2) -> list[int | None]:
+    """For each row, the index in ``logs`` of the logged sweep that made it, or None: a row made before sweeps were
+    logged, or by a sweep whose log is missing. A row's provenance ``timestamp`` is cut to whole seconds, so the
+    row belongs to a sweep whose span (widened by ``slack_s`` for the rounding of its elapsed time) meets that
+    second; of several such sweeps (sweeps less than a second apart), the last."""
+    spans = [_span(w) for w in logs]
+    out = []
+    for r in rows:
+        try:
+            t = datetime.fromisoformat(r["provenance"]["timestamp"]).timestamp()
+        except (KeyError, TypeError, ValueError):
+            out.append(None)
+            continue
+        hits = [i for i, sp in enumerate(spans) if sp is not None and sp[0] - slack_s < t + 1 and t <= sp[1] + slack_s]
+        out.append(hits[-1] if hits else None)
+    return out
+
+
 def sweep_hours(logs: list[dict[str, Any]]) -> float:
     """Wall time, in hours, that the logged sweeps (``ResultStore.sweeps`` records) cover: each spans its
     ``elapsed_seconds`` up to ``finished``, and sweeps that overlap (shards, several sweeps side by side) count once.
     A record without a readable ``finished`` time adds its elapsed time as it is."""
     spans, loose = [], 0.0
     for log in logs:
-        elapsed = float(log.get("elapsed_seconds") or 0)
-        try:
-            end = datetime.fromisoformat(log["finished"]).timestamp()
-        except (KeyError, TypeError, ValueError):
-            loose += elapsed
-            continue
-        spans.append((end - elapsed, end))
+        span = _span(log)
+        if span is None:
+            loose += float(log.get("elapsed_seconds") or 0)
+        else:
+            spans.append(span)
     covered, reach = 0.0, float("-inf")
     for start, end in sorted(spans):
         covered += max(0.0, end - max(start, reach))
@@ -304,7 +329,12 @@ def sweep_hours(logs: list[dict[str, Any]]) -> float:
 
 
 def status_frame(profiles=experiments.PROFILES, root: Path | str | None = None):
-    """Rows present vs expected per experiment and profile: wall time, devices, stale rows."""
+    """Rows present vs expected per experiment and profile: wall time, devices, stale rows.
+
+    Columns: ``expected`` (configs in the grid), ``done`` / ``diverged`` / ``failed`` / ``stale`` (rows),
+    ``wall_h`` (sum of the rows' own wall seconds, hours), ``swept`` (rows made by a logged sweep, :func:`made_by`),
+    ``sweep_h`` (elapsed hours of those sweeps, overlaps once: the time to regenerate the grid when
+    ``swept == done == expected``), ``devices``, ``corrupt`` (the error of an unreadable row), ``needs_gpu``."""
     import pandas as pd
 
     records = []
@@ -316,7 +346,7 @@ def status_frame(profiles=experiments.PROFILES, root: Path | str | None = None):
             store = ResultStore(root or default_root(profile))
             expected = {cfg_id(name, c) for c in exp.configs(profile)}
             rec = {"experiment": name, "profile": profile, "expected": len(expected), "done": 0, "diverged": 0,
-                   "failed": 0, "stale": 0, "wall_h": 0.0, "sweep_h": 0.0, "devices": "", "corrupt": "",
+                   "failed": 0, "stale": 0, "wall_h": 0.0, "swept": 0, "sweep_h": 0.0, "devices": "", "corrupt": "",
                    "needs_gpu": exp.uses_gpu}
             try:
                 rows = [r for r in store.rows(name) if r["cfg_id"] in expected and counts_for(exp, profile, r)]
@@ -330,7 +360,11 @@ def status_frame(profiles=experiments.PROFILES, root: Path | str | None = None):
             rec["stale"] = sum(is_stale(exp, r) for r in rows)
             rec["wall_h"] = round(sum(float(r["provenance"].get("wall_seconds") or 0) for r in rows) / 3600, 4)
             rec["devices"] = "; ".join(sorted({r["provenance"].get("device", "?") for r in rows}))
-            # elapsed wall time of the logged sweeps; older rows have no log
-            rec["sweep_h"] = round(sweep_hours([w for w in store.sweeps(name) if w.get("profile") == profile]), 4)
+            # elapsed wall time of the logged sweeps that made the rows there now (not of sweeps whose rows were
+            # replaced since); ``swept`` counts those rows: fewer than ``done`` when older rows have no log
+            logs = [w for w in store.sweeps(name) if w.get("profile") == profile]
+            makers = made_by(rows, logs)
+            rec["swept"] = sum(m is not None for m in makers)
+            rec["sweep_h"] = round(sweep_hours([logs[i] for i in sorted({m for m in makers if m is not None})]), 4)
             records.append(rec)
     return pd.DataFrame.from_records(records)

@@ -91,6 +91,7 @@ def test_sweep_records_ok_diverged_and_failed_and_resumes(toy_env):
         assert key in prov
     assert store.artifacts("toy", rows["ok1"]["cfg_id"])["curve"].tolist() == [0.0, 1.0, 2.0]
     # resume: only the failed config runs again
+    time.sleep(1.1)  # rows' timestamps are whole seconds: a second apart, each row is told to the sweep that made it
     again = run_sweep("toy", "smoke", root=root, progress=False)
     assert (again.skipped, again.ran) == (4, 1)
     df = store.frame("toy")
@@ -113,6 +114,22 @@ def test_sweep_hours_counts_overlapping_sweeps_once():
     assert sweep_hours(shards) == pytest.approx(1.5 + 0.5)
     assert sweep_hours([{"elapsed_seconds": 900}, {"elapsed_seconds": 900, "finished": "?"}]) == pytest.approx(0.5)
     assert sweep_hours([]) == 0
+
+
+def test_made_by_attributes_rows_to_the_logged_sweep_that_made_them():
+    """Issue 14: the elapsed time that counts for a grid is that of the sweeps that made its rows now, not of
+    sweeps whose rows were replaced since; rows from before sweeps were logged belong to none."""
+    from potlib.sweep import made_by
+
+    logs = [{"elapsed_seconds": 3600, "finished": "2026-11-30T15:00:00+00:00"},  # 14:00-15:00
+            {"elapsed_seconds": 600, "finished": "2026-11-30T18:00:00+00:00"},  # 17:50-18:00
+            {"elapsed_seconds": 60}]  # no finished time: cannot own a row
+    row = lambda ts: {"provenance": {"timestamp": ts}}  # noqa: E731
+    rows = [row("2026-11-30T14:30:00+00:00"), row("2026-11-30T17:55:00+00:00"),
+            row("2026-11-30T13:59:59+00:00"),  # its second (13:59:59-14:00:00) meets the first sweep's start
+            row("2026-11-30T16:00:00+00:00"),  # between sweeps: made before sweeps were logged
+            {"provenance": {}}]
+    assert made_by(rows, logs) == [0, 1, 0, None, None]
 
 
 def test_corrupt_row_is_reported_by_file_name(toy_env):
@@ -363,8 +380,9 @@ def test_cpu_rows_never_count_as_gpu_rows():
 
 
 def test_auto_executor_is_the_fastest_measured_arrangement():
-    """Issue 14: experiments that can group configs train in replica groups by default (the bench's fastest
-    arrangement), others in a process pool, smoke inline; a CPU group holds the bench's R = 12."""
+    """Issue 14: experiments that can group configs train in replica groups by default where the bench measured
+    it fastest (the ladder; on a GPU CIFAR-10 too), others in a process pool, smoke inline; a CPU group holds the
+    bench's R = 12."""
     import torch
 
     from potlib import experiments
@@ -372,6 +390,7 @@ def test_auto_executor_is_the_fastest_measured_arrangement():
 
     assert default_executor(experiments.get("credit_ladder"), "cpu") == "replicas"
     assert default_executor(experiments.get("credit_cifar"), "gpu") == "replicas"
+    assert default_executor(experiments.get("credit_cifar"), "cpu") == "local"  # one- and two-run groups do not pay
     assert default_executor(experiments.get("hrm_act"), "cpu") == "local"
     assert default_executor(experiments.get("credit_ladder"), "smoke") == "inline"
     assert default_group_size(torch.device("cpu")) == 12

@@ -243,7 +243,8 @@ def vf_collapse_text(lt: pd.DataFrame, long_vf: pd.DataFrame, vf: pd.DataFrame, 
     ``vf``: the vector-field grid's finished runs (shorter, several momenta; may be empty), for whether they collapse
     too. Rows must have a whole warmup epoch."""
     ema = long_vf["ema"].iloc[0]
-    after = lambda t: [c - w for c, w in zip(t["collapse"], t["warmup"]) if pd.notna(c)]  # noqa: E731
+    # whole epochs: "collapse" is a float column once a run that never collapses (NaN) sits beside one that does
+    after = lambda t: [int(c - w) for c, w in zip(t["collapse"], t["warmup"]) if pd.notna(c)]  # noqa: E731
     collapsed = lt["collapse"].dropna().astype(int)
     falling = int((lt["gamma_at_end"] < lt["peak_gamma"] - FALLING).sum())
     text = (
