@@ -278,8 +278,9 @@ def vf_collapse_text(lt: pd.DataFrame, long_vf: pd.DataFrame, vf: pd.DataFrame, 
         fell = len(after(st))
         text += (f" The {int(short['epochs'].iloc[0])}-epoch runs with the same momentum (Table 1, $L$ = "
                  f"{', '.join(map(str, sorted(st['n_layers'].unique())))}) ")
-        text += (f"collapse the same way: {fell} of {len(st)} fall below |Γ| = {COLLAPSED_GAMMA:g}, "
-                 f"{_span(after(st))} epochs after their {int(st['warmup'].iloc[0])}-epoch warmup." if fell else
+        how = (f"the same way: {fell} of {len(st)} fall below |Γ| = {COLLAPSED_GAMMA:g}," if fell == len(st) else
+               f"the same way in {fell} of {len(st)} runs (|Γ| < {COLLAPSED_GAMMA:g}),")
+        text += (f"collapse {how} {_span(after(st))} epochs after their {int(st['warmup'].iloc[0])}-epoch warmup." if fell else
                  f"do not collapse: none of {len(st)} falls below |Γ| = {COLLAPSED_GAMMA:g}.")
     for other, g in (vf[(vf["ema"] != ema) & (vf["wr"] * vf["epochs"] >= 0.5)].groupby("ema") if len(vf) else ()):
         ot, _ = takeover(g, root)
