@@ -183,10 +183,10 @@ def _cmd_status(a: argparse.Namespace) -> int:
             whole = with_rows[(with_rows["swept"] == with_rows["done"]) & (with_rows["done"] == with_rows["expected"])]
             # a grid's sweeps that ran side by side (shards) count once, grids add up as if swept one after
             # another; rows made before sweeps were logged have no elapsed time
+            partial = with_rows[~with_rows.index.isin(whole.index)]["experiment"]
             print(f"total {prof} elapsed time of the logged sweeps that made the rows: {with_rows['sweep_h'].sum():.3f} h; "
                   f"{len(whole)} of {len(with_rows)} grids with rows were made whole by logged sweeps, in "
-                  f"{whole['sweep_h'].sum():.3f} h" + (f" (not yet: {', '.join(with_rows[~with_rows.index.isin(whole.index)]['experiment'])})"
-                                                      if len(whole) < len(with_rows) else ""))
+                  f"{whole['sweep_h'].sum():.3f} h" + (f" (not yet: {', '.join(partial)})" if len(partial) else ""))
     return 1 if (df["corrupt"] != "").any() else 0
 
 
