@@ -88,7 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--results-dir", type=Path, default=None, help="result root (default: data/results for cpu and gpu, a cache for smoke)")
     # -- how to run it --
     r.add_argument("--executor", default="auto", choices=EXECUTORS,
-                   help="auto (inline for smoke; replicas where the experiment can group configs and the bench measured it faster; local otherwise), inline (this process), local (process pool; on a CPU "
+                   help="auto (inline for smoke; replicas where the experiment can group configs, on a CPU only if its groups are large; local otherwise), inline (this process), local (process pool; on a CPU "
                         "one thread per worker), replicas (experiments that can train same-shaped configs together; "
                         "--group-size caps a group) or slurm (submitit job array)")
     r.add_argument("--workers", type=_positive_int, default=None,
@@ -180,7 +180,7 @@ def _cmd_status(a: argparse.Namespace) -> int:
         if len(sel):
             print(f"total {prof} wall time (sum of row wall seconds): {sel['wall_h'].sum():.3f} h")
             with_rows = sel[sel["done"] > 0]
-            whole = with_rows[(with_rows["swept"] == with_rows["done"]) & (with_rows["done"] == with_rows["expected"])]
+            whole = with_rows[with_rows["whole"]]
             # a grid's sweeps that ran side by side (shards) count once, grids add up as if swept one after
             # another; rows made before sweeps were logged have no elapsed time
             partial = with_rows[~with_rows.index.isin(whole.index)]["experiment"]

@@ -12,8 +12,8 @@ sweep and calls one of them. Executors (``--executor``):
   train same-shaped configs together (at most 12 per group on a CPU, 64 on a GPU); groups and the configs
   that train alone are spread over worker processes as ``local`` spreads runs (one process: all in this one).
 - ``auto`` (the default, :func:`default_executor`): ``inline`` for smoke, ``replicas`` where the experiment can
-  group configs and grouping pays (credit_ladder on a CPU; credit_ladder and credit_cifar on a GPU), ``local``
-  otherwise.
+  group configs and grouping pays (on a GPU always; on a CPU where the grid's groups are large: credit_ladder
+  but not credit_cifar), ``local`` otherwise.
 - ``slurm``: a ``submitit`` job array, one task per missing config.
 
 A pool (``local``, ``replicas``) starts the configs or groups whose earlier rows took longest first
@@ -46,24 +46,28 @@ CPU_GROUP_SIZE = 12
 GPU_GROUP_SIZE = 64
 
 
-# The grids whose replica groups pay on a CPU, from the bench rows (2-core CPU, commit 7fb61dc): on the ladder
-# (L = 4, groups of 12) two workers training replica groups ran BP 2.9x and DFA 3.5x one run at a time, against
-# 2.3x and 2.6x for two workers training runs alone (the bridges: 1.9x / 2.0x against 1.8x / 2.2x, within the
-# noise). CIFAR-10's cpu grid (L = 12) has one seed per rule and depth, so its groups hold one or two runs, and
-# those do not pay on one thread: two replicas in one process ran 0.96x (BP) and 0.88x (CB) the rate of one run
-# at a time, two workers training one-run groups 1.65x / 1.54x against 1.95x / 1.77x training runs alone.
-CPU_REPLICA_GRIDS = ("credit_ladder",)
+# On a CPU, replica groups pay only when they are large (bench rows, 2-core CPU, commit 7fb61dc): the ladder's groups
+# of 12 made two workers run BP 2.9x and DFA 3.5x one run at a time, against 2.3x and 2.6x for two workers training
+# runs alone (the bridges: 1.9x / 2.0x against 1.8x / 2.2x, within the noise); CIFAR-10's cpu grid, one seed per rule
+# and depth, makes groups of one or two runs, and two replicas in one process ran 0.96x (BP) and 0.88x (CB) the rate
+# of one run at a time (two workers training one-run groups: 1.65x / 1.54x against 1.95x / 1.77x). Sizes between 2
+# and 12 were not measured; the bound sits between them.
+CPU_MIN_MEAN_GROUP = 6
 
 
 def default_executor(exp: experiments.Experiment, profile: str) -> str:
     """What ``--executor auto`` runs: ``inline`` for the smoke profile; ``replicas`` for an experiment that can
-    train same-shaped configs together, on a GPU always and on a CPU where the bench measured it faster
-    (:data:`CPU_REPLICA_GRIDS`); ``local`` otherwise."""
+    train same-shaped configs together, on a GPU always and on a CPU when its ``profile`` grid's groups hold at least
+    :data:`CPU_MIN_MEAN_GROUP` configs on average; ``local`` otherwise."""
     if profile == "smoke":
         return "inline"
     if exp.run_group is None or exp.group_configs is None:
         return "local"
-    return "replicas" if profile != "cpu" or exp.name in CPU_REPLICA_GRIDS else "local"
+    if profile != "cpu":
+        return "replicas"
+    configs = exp.configs(profile)
+    groups, _ = exp.group_configs(configs, CPU_GROUP_SIZE)
+    return "replicas" if groups and sum(map(len, groups)) / len(groups) >= CPU_MIN_MEAN_GROUP else "local"
 
 
 def default_group_size(device: torch.device) -> int:

@@ -333,8 +333,8 @@ def status_frame(profiles=experiments.PROFILES, root: Path | str | None = None):
 
     Columns: ``expected`` (configs in the grid), ``done`` / ``diverged`` / ``failed`` / ``stale`` (rows),
     ``wall_h`` (sum of the rows' own wall seconds, hours), ``swept`` (rows made by a logged sweep, :func:`made_by`),
-    ``sweep_h`` (elapsed hours of those sweeps, overlaps once: the time to regenerate the grid when
-    ``swept == done == expected``), ``devices``, ``corrupt`` (the error of an unreadable row), ``needs_gpu``."""
+    ``sweep_h`` (elapsed hours of those sweeps, overlaps once), ``whole`` (``swept == done == expected``: the grid
+    was made whole by logged sweeps, and ``sweep_h`` is the time to regenerate it), ``devices``, ``corrupt`` (the error of an unreadable row), ``needs_gpu``."""
     import pandas as pd
 
     records = []
@@ -346,7 +346,7 @@ def status_frame(profiles=experiments.PROFILES, root: Path | str | None = None):
             store = ResultStore(root or default_root(profile))
             expected = {cfg_id(name, c) for c in exp.configs(profile)}
             rec = {"experiment": name, "profile": profile, "expected": len(expected), "done": 0, "diverged": 0,
-                   "failed": 0, "stale": 0, "wall_h": 0.0, "swept": 0, "sweep_h": 0.0, "devices": "", "corrupt": "",
+                   "failed": 0, "stale": 0, "wall_h": 0.0, "swept": 0, "sweep_h": 0.0, "whole": False, "devices": "", "corrupt": "",
                    "needs_gpu": exp.uses_gpu}
             try:
                 rows = [r for r in store.rows(name) if r["cfg_id"] in expected and counts_for(exp, profile, r)]
@@ -366,5 +366,6 @@ def status_frame(profiles=experiments.PROFILES, root: Path | str | None = None):
             makers = made_by(rows, logs)
             rec["swept"] = sum(m is not None for m in makers)
             rec["sweep_h"] = round(sweep_hours([logs[i] for i in sorted({m for m in makers if m is not None})]), 4)
+            rec["whole"] = rec["swept"] == rec["done"] == rec["expected"]
             records.append(rec)
     return pd.DataFrame.from_records(records)

@@ -103,6 +103,7 @@ def test_sweep_records_ok_diverged_and_failed_and_resumes(toy_env):
 
     status = status_frame(["smoke"], root=root).set_index("experiment")
     assert status.loc["toy", "sweep_h"] == pytest.approx(sum(w["elapsed_seconds"] for w in logged) / 3600, abs=1e-4)
+    assert status.loc["toy", "swept"] == 5 and not status.loc["toy", "whole"]  # one row failed: not done
 
 
 def test_sweep_hours_counts_overlapping_sweeps_once():
@@ -390,7 +391,7 @@ def test_auto_executor_is_the_fastest_measured_arrangement():
 
     assert default_executor(experiments.get("credit_ladder"), "cpu") == "replicas"
     assert default_executor(experiments.get("credit_cifar"), "gpu") == "replicas"
-    assert default_executor(experiments.get("credit_cifar"), "cpu") == "local"  # one- and two-run groups do not pay
+    assert default_executor(experiments.get("credit_cifar"), "cpu") == "local"  # groups of one or two runs do not pay
     assert default_executor(experiments.get("hrm_act"), "cpu") == "local"
     assert default_executor(experiments.get("credit_ladder"), "smoke") == "inline"
     assert default_group_size(torch.device("cpu")) == 12
