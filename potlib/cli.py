@@ -80,7 +80,9 @@ def _parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="run (or resume) the grid of one experiment's profile")
     # -- what to run --
-    r.add_argument("experiment", help="experiment name (see `python -m potlib list`)")
+    r.add_argument("experiment", nargs="+", help="experiment name(s) (see `python -m potlib list`); several run one "
+                   "after another in the order given, --time-budget covering them all; 'all': every experiment with "
+                   "the profile, in the registry's order (the whole book for --profile cpu)")
     r.add_argument("--profile", default="smoke", choices=profiles,
                    help="smoke (seconds on a CPU), cpu (the grid behind the book, 2 cores) or gpu (larger budgets, one GPU)")
     r.add_argument("--force", action="store_true", help="rerun configs that already have a row")
@@ -120,6 +122,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--results-dir", type=Path, default=None, help="reference result root (default: data/results for cpu and gpu)")
     c.add_argument("--rtol", type=float, default=1e-5, help="relative tolerance (default 1e-5)")
     c.add_argument("--atol", type=float, default=1e-8, help="absolute tolerance (default 1e-8)")
+    c.add_argument("--ignore", action="append", default=[], metavar="FIELD",
+                   help="pair rows by their config without this field (repeatable), e.g. compile")
 
     b = sub.add_parser("bench", help="time credit runs one at a time vs replicas (rows of the bench experiment)")
     b.add_argument("--profile", default="smoke", choices=profiles, help="smoke (CPU seconds, shrunken evaluation), cpu or gpu (the bench grid on this device)")
@@ -146,13 +150,15 @@ def _terminate(signum, frame) -> None:
 
 def _cmd_run(a: argparse.Namespace) -> int:
     import signal
+    import time
 
     from potlib.sweep import run_sweep
 
     signal.signal(signal.SIGTERM, _terminate)
-
-    exp = experiments.get(a.experiment)
-    exp.configs(a.profile)  # validates the profile with a clear message
+    if a.experiment == ["all"]:
+        a.experiment = [n for n in experiments.names() if a.profile in experiments.get(n).profiles]
+    for name in a.experiment:  # clear errors before anything runs
+        experiments.get(name).configs(a.profile)
     slurm = {
         "partition": a.slurm_partition,
         "gpus": a.slurm_gpus,
@@ -160,13 +166,20 @@ def _cmd_run(a: argparse.Namespace) -> int:
         "array_parallelism": a.slurm_array_parallelism,
         "cluster": a.slurm_cluster,
     }
-    report = run_sweep(
-        a.experiment, a.profile, executor=a.executor, root=a.results_dir, force=a.force,
-        workers=a.workers, group_size=a.group_size, progress=not a.quiet, slurm=slurm, shard=a.shard, allow_cpu=a.allow_cpu,
-        time_budget=a.time_budget, stale=a.stale, where=dict(a.where),
-    )
-    print(report)
-    return 1 if report.failed else 0
+    t0, failed = time.monotonic(), False
+    for i, name in enumerate(a.experiment):
+        budget = None if a.time_budget is None else a.time_budget - (time.monotonic() - t0)
+        if budget is not None and budget <= 0:
+            print(f"time budget spent: not started: {', '.join(a.experiment[i:])} (rerun to resume)")
+            break
+        report = run_sweep(
+            name, a.profile, executor=a.executor, root=a.results_dir, force=a.force,
+            workers=a.workers, group_size=a.group_size, progress=not a.quiet, slurm=slurm, shard=a.shard,
+            allow_cpu=a.allow_cpu, time_budget=budget, stale=a.stale, where=dict(a.where),
+        )
+        print(report)
+        failed |= bool(report.failed)
+    return 1 if failed else 0
 
 
 def _cmd_status(a: argparse.Namespace) -> int:
@@ -197,7 +210,7 @@ def _cmd_compare(a: argparse.Namespace) -> int:
     experiments.get(a.experiment)  # a clear error for an unknown name
     experiments.check_profile(a.profile)
     ref = a.results_dir or default_root(a.profile)
-    c = compare_rows(a.against, ref, a.experiment, a.profile, a.rtol, a.atol)
+    c = compare_rows(a.against, ref, a.experiment, a.profile, a.rtol, a.atol, tuple(a.ignore))
     print(f"{a.experiment} [{a.profile}]: {c.paired} configs in both ({a.against} against {ref}); "
           f"{len(c.only_ours)} only in the rerun, {len(c.only_reference)} only in the reference")
     if len(c.metrics):

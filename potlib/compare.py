@@ -7,12 +7,17 @@ committed rows. :func:`compare_rows` pairs the rows of one experiment and profil
     python -m potlib run credit_ladder --profile cpu --results-dir /tmp/rerun
     python -m potlib compare credit_ladder --profile cpu --against /tmp/rerun
 
+``--ignore FIELD`` (repeatable) pairs rows by their config without those fields, for a rerun that changed
+only them on purpose (e.g. ``compile``, which changes every ``cfg_id`` but should move no result beyond
+rounding); two rows of one store that differ only there are an error.
+
 Two values agree when ``|a - b| <= atol + rtol * |b|`` (``b`` from the reference store), both NaN, or
 equal (bools, strings, infinities); a pair whose statuses differ (``ok`` vs ``diverged``) disagrees outright.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,17 +50,37 @@ def _scalar(v) -> float | None:
     return float(v)
 
 
-def compare_rows(ours: Path | str, reference: Path | str, experiment: str, profile: str,
-                 rtol: float = 1e-5, atol: float = 1e-8) -> Comparison:
-    """Pair the ``profile`` rows of ``experiment`` in ``ours`` and ``reference`` by cfg_id and compare them.
+def _pair_key(row: dict, ignore: tuple[str, ...]) -> str:
+    if not ignore:
+        return row["cfg_id"]
+    return json.dumps({k: v for k, v in row["config"].items() if k not in ignore}, sort_keys=True)
 
-    Raises ValueError naming the parameter when a tolerance is negative or neither store holds a row.
+
+def compare_rows(ours: Path | str, reference: Path | str, experiment: str, profile: str,
+                 rtol: float = 1e-5, atol: float = 1e-8, ignore: tuple[str, ...] = ()) -> Comparison:
+    """Pair the ``profile`` rows of ``experiment`` in ``ours`` and ``reference`` by cfg_id (by the config
+    without the ``ignore`` fields, when given) and compare them; rows are then named by their cfg_id in ``ours``
+    (``reference``'s for rows only there).
+
+    Raises ValueError naming the parameter when a tolerance is negative, neither store holds a row, or two
+    rows of one store differ only in ``ignore`` fields.
     """
     for name, tol in (("rtol", rtol), ("atol", atol)):
         if not (isinstance(tol, (int, float)) and tol >= 0):
             raise ValueError(f"{name} = {tol!r} is not allowed: a number >= 0")
-    pick = lambda root: {r["cfg_id"]: r for r in ResultStore(root).rows(experiment)  # noqa: E731
-                         if r.get("profile") == profile}
+
+    def pick(root) -> dict[str, dict]:
+        out: dict[str, dict] = {}
+        for r in ResultStore(root).rows(experiment):
+            if r.get("profile") != profile:
+                continue
+            k = _pair_key(r, ignore)
+            if k in out:
+                raise ValueError(f"ignore = {list(ignore)}: rows {out[k]['cfg_id']} and {r['cfg_id']} of {root} differ only "
+                                 "in those fields, so they cannot be paired")
+            out[k] = r
+        return out
+
     a, b = pick(ours), pick(reference)
     if not a and not b:
         raise ValueError(f"experiment = {experiment!r}, profile = {profile!r}: no rows in {ours} nor in {reference}")
@@ -84,5 +109,6 @@ def compare_rows(ours: Path | str, reference: Path | str, experiment: str, profi
             s["max_rel_diff"] = max(s["max_rel_diff"], d / abs(y) if y else math.inf)
             s["beyond"] += d > atol + rtol * abs(y)
     cols = ["metric", "rows", "max_abs_diff", "max_rel_diff", "beyond"]
-    return Comparison(pd.DataFrame(list(stats.values()), columns=cols), len(common), differs,
-                      sorted(a.keys() - b.keys()), sorted(b.keys() - a.keys()))
+    name = lambda keys, rows: sorted(rows[k]["cfg_id"] for k in keys)  # noqa: E731
+    return Comparison(pd.DataFrame(list(stats.values()), columns=cols), len(common), name(differs, a),
+                      name(a.keys() - b.keys(), a), name(b.keys() - a.keys(), b))

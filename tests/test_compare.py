@@ -65,3 +65,24 @@ def test_bad_input_is_named(stores, tmp_path, capsys):
         compare_rows(tmp_path / "none", tmp_path / "none2", EXP, "cpu")
     assert main(["compare", "nope", "--against", str(rerun)]) == 2
     assert "unknown experiment 'nope'" in capsys.readouterr().err
+
+
+def test_ignore_pairs_rows_by_config_without_the_named_fields(stores, capsys):
+    ref, rerun, files = stores
+    moved = []
+    for f in files:  # a rerun that changed one field on purpose: every cfg_id differs
+        row = json.loads(f.read_text())
+        cid = row["cfg_id"]
+        row["config"]["compile"], row["cfg_id"] = True, ("1" if cid[0] == "0" else "0") + cid[1:]
+        f.unlink()
+        moved.append(f.with_name(row["cfg_id"] + ".json"))
+        moved[-1].write_text(json.dumps(row))
+    files = moved
+    c = compare_rows(rerun, ref, EXP, "cpu")
+    assert c.paired == 0 and len(c.only_ours) == len(files)
+    c = compare_rows(rerun, ref, EXP, "cpu", ignore=("compile",))
+    assert c.agree and c.paired == len(files) and not c.only_ours and not c.only_reference
+    assert main(["compare", EXP, "--against", str(rerun), "--results-dir", str(ref), "--ignore", "compile"]) == 0
+    _edit(files[1], lambda r: r["config"].update({k: v for k, v in json.loads(files[0].read_text())["config"].items()}))
+    with pytest.raises(ValueError, match="differ only in those fields"):
+        compare_rows(rerun, ref, EXP, "cpu", ignore=("compile",))

@@ -418,3 +418,31 @@ def test_pool_starts_the_longest_runs_first(toy_env):
     group = executors.longest_first("toy", [[configs[0], configs[2]], [configs[1]]], "cpu", root)
     assert group == [1, 0]  # a group's cost is the sum of its configs' (30 > 1 + 5)
     assert executors.longest_first("toy", units, "cpu", toy_env / "empty") == [0, 1, 2, 3]  # nothing known
+
+
+def test_run_takes_several_experiments_in_order(toy_env, capsys):
+    root = toy_env / "res"
+    # an unknown name is reported before anything runs
+    assert cli(["run", "toy", "nope", "--profile", "smoke", "--results-dir", str(root), "--quiet"]) == 2
+    assert "nope" in capsys.readouterr().err and not ResultStore(root).rows("toy")
+    assert cli(["run", "toy", "poh_uas_rounding", "--profile", "smoke", "--results-dir", str(root), "--quiet"]) == 1
+    assert "toy failure" in capsys.readouterr().out  # the toy grid holds a failing config; the next grid still ran
+    store = ResultStore(root)
+    assert store.rows("toy") and store.rows("poh_uas_rounding")
+    assert len(store.sweeps("toy")) == 1 and len(store.sweeps("poh_uas_rounding")) == 1  # each grid logs its own sweep
+
+
+def test_run_all_is_every_experiment_with_the_profile_in_registry_order(monkeypatch):
+    import potlib.sweep
+
+    ran = []
+
+    class Report:
+        failed = 0
+
+    monkeypatch.setattr(potlib.sweep, "run_sweep", lambda name, profile, **kw: ran.append((name, kw["time_budget"])) or Report())
+    assert cli(["run", "all", "--profile", "cpu", "--quiet"]) == 0
+    names = [n for n in experiments.names() if "cpu" in experiments.get(n).profiles]
+    assert [n for n, _ in ran] == names and all(b is None for _, b in ran)
+    # the HRM grids that reuse trained models come after those that train them
+    assert names.index("hrm_layers_computed") < names.index("hrm_act") < names.index("hrm_dynamics") < names.index("hrm_original_choices")
