@@ -78,7 +78,7 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("list", help="list experiments, their figures and profile sizes")
 
-    r = sub.add_parser("run", help="run (or resume) the grid of one experiment's profile")
+    r = sub.add_parser("run", help="run (or resume) the grid of one or more experiments' profile")
     # -- what to run --
     r.add_argument("experiment", nargs="+", help="experiment name(s) (see `python -m potlib list`); several run one "
                    "after another in the order given, --time-budget covering them all; 'all': every experiment with "
