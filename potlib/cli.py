@@ -222,6 +222,9 @@ def _cmd_compare(a: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from potlib.runtime import tune_allocator
+
+    tune_allocator()  # before any training allocates; worker processes inherit it through the environment
     try:
         args = _parser().parse_args(argv)
     except SystemExit as e:  # argparse has printed the message naming the flag and what is allowed

@@ -446,3 +446,23 @@ def test_run_all_is_every_experiment_with_the_profile_in_registry_order(monkeypa
     assert [n for n, _ in ran] == names and all(b is None for _, b in ran)
     # the HRM grids that reuse trained models come after those that train them
     assert names.index("hrm_layers_computed") < names.index("hrm_act") < names.index("hrm_dynamics") < names.index("hrm_original_choices")
+
+
+def test_the_allocator_is_tuned_for_this_process_and_its_workers(monkeypatch):
+    """runtime.tune_allocator keeps freed memory in the heap (glibc): set in this process through mallopt and in the
+    environment for the processes a sweep starts; values already in the environment stay; POTLIB_TUNE_MALLOC=0 skips."""
+    import platform
+
+    from potlib.runtime import _MALLOC_SETTINGS, tune_allocator
+
+    for name in _MALLOC_SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("POTLIB_TUNE_MALLOC", "0")
+    assert tune_allocator() is False and not any(name in os.environ for name in _MALLOC_SETTINGS)
+    monkeypatch.delenv("POTLIB_TUNE_MALLOC")
+    monkeypatch.setenv("MALLOC_TOP_PAD_", str(64 << 20))
+    tuned = tune_allocator()
+    assert os.environ["MALLOC_TOP_PAD_"] == str(64 << 20)  # the user's value is kept
+    assert os.environ["MALLOC_TRIM_THRESHOLD_"] == str(1 << 30) and os.environ["MALLOC_MMAP_THRESHOLD_"] == str(32 << 20)
+    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+        assert tuned

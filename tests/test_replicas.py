@@ -299,7 +299,8 @@ def test_replica_code_is_in_the_fingerprint_of_grouped_rows_only(monkeypatch, tm
         alone = {"provenance": {"code_fingerprint": before[False]}}
         grouped = {"provenance": {"code_fingerprint": before[True], "replica_group": 4}}
         assert not sweep.is_stale(exp, alone) and sweep.is_stale(exp, grouped)
-    finally:
+    finally:  # undo the edit before clearing: fingerprints cached under it would outlive this test
+        monkeypatch.setattr(runtime, "_code_only", real)
         runtime.code_fingerprint.cache_clear()
 
     # the one-off migration moves a row of the old scheme to the new one, and only a row whose code is unchanged
@@ -318,3 +319,25 @@ def test_replica_code_is_in_the_fingerprint_of_grouped_rows_only(monkeypatch, tm
     assert moved["provenance"]["code_fingerprint"] == before[False] and moved["metrics"]["gamma"] == "nan"
     assert moved["provenance"]["code_fingerprint_before"] == row["provenance"]["code_fingerprint"]
     assert migrate(tmp_path)["migrated"] == 0  # idempotent
+
+
+@pytest.mark.parametrize("method", ["SB", "CB"])
+def test_bridge_step_reusing_the_credit_forward_is_bit_identical(method, monkeypatch):
+    """Past its warmup a bridge step reuses the auxiliary net's forward passes of the credit for its own loss
+    (the net has not changed in between): float32 CE, auxiliary loss and parameters equal, bit for bit, those of
+    the step that runs the auxiliary net again (credit by ``bridge_credit``, forward passes recomputed)."""
+    cfgs = [SMOKE_BASE.replace(method=method, seed=s) for s in (42, 123)]
+    data = _data(torch.float32)
+    runs = []
+    for reuse in (True, False):
+        tr = ReplicaTrainer(cfgs, data, "cpu", n_classes=10)
+        if not reuse:
+            monkeypatch.setattr(tr, "_credit_and_forward", lambda hs, s, dL, tr=tr: (tr.bridge_credit(hs, s, dL), None))
+        perm = torch.stack([torch.randperm(cfgs[0].n_train, generator=g) for g in tr.gens])
+        perm = perm.view(2, -1, cfgs[0].batch_size).transpose(0, 1)
+        out = [(tr.step(idx, 0.5), tr.last_aux) for idx in perm[:3]]
+        runs.append((out, [p.detach().clone() for p in [*tr.net.parameters(), *tr.aux.parameters()]]))
+    (out_a, par_a), (out_b, par_b) = runs
+    for (ce_a, aux_a), (ce_b, aux_b) in zip(out_a, out_b):
+        assert torch.equal(ce_a, ce_b) and torch.equal(aux_a, aux_b)
+    assert all(torch.equal(p, q) for p, q in zip(par_a, par_b))

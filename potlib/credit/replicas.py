@@ -1,45 +1,18 @@
-"""Train R credit-assignment runs at once: stacked parameters with a leading replica axis.
+"""Train R credit-assignment runs at once: stacked parameters ``(R, out, in)`` and batched matmuls (``baddbmm``).
 
-A paper run of the ladder (d = 128, batch 128) is a few small matmuls per step, so one run leaves a
-GPU idle between kernel launches. :class:`ReplicaTrainer` trains R configs that share every shape
-and optimiser setting as one network whose parameters are stacked, ``(R, out, in)``, with batched
-matmuls (``torch.baddbmm``) over the replica axis: one launch per layer instead of R.
-
-Equivalence with :func:`potlib.credit.train.train` run alone (tested in ``tests/test_replicas.py``):
-
-- initialisation: replica r is built by :func:`potlib.credit.train.build` right after
-  ``set_seed(cfg.seed)``, exactly as the runner (``potlib.runtime.run_config``) + ``train`` build it, then stacked;
-- data order: one ``torch.Generator(device).manual_seed(cfg.seed)`` per replica draws the same
-  per-epoch permutation that ``train`` draws; the metric generator (seed + 1) likewise;
-- optimiser: AdamW and its weight decay are elementwise, so one AdamW over stacked tensors is R
-  independent AdamWs when ``lr``, ``weight_decay`` and the schedule agree (they are part of the group
-  key). The credit loop never clips gradients, so there is no norm to keep per replica;
-- losses: the objective is the *sum* over replicas of each replica's loss, so every replica's
-  gradient is its own (replicas share no parameters); the credit RMS is taken per (replica, layer).
-
-Rules: BP and DFA, mixed freely within a group (each replica gets its own rule's credit, selected
-by a mask; a mixed group computes both credits for every replica, cheap next to launch overhead).
-The bridges SB and CB train in groups of one method each: their auxiliary network (state predictor
-or value net, and CB's EMA target) is stacked like the forward net (:class:`StackedCondNet`), with one
-Adam over the stacked tensors (elementwise, so R independent Adams); CB's bridge noise, which a run
-alone draws from the global RNG, comes from one generator per replica holding the global RNG state
-that replica's run would have had after ``build``, so every replica draws the same noise as alone.
-The vector field (VF) has no replica path: :func:`check_group` says so.
-
-The stacked networks live in :mod:`potlib.credit.stacked`. Per-epoch curves are computed batched; the final Γ/ρ metrics unstack each replica into a plain
-:class:`ResMLP` and call :func:`potlib.credit.metrics.credit_metrics`, the same code as ``train``.
-Results agree with one-at-a-time training to float rounding (batched matmuls sum in another order).
-
-``cuda_graph=True`` (off by default; CUDA only) captures one training step in a CUDA graph after
-three eager warm-up steps and replays it, removing the per-kernel launch cost; AdamW then runs with
-``capturable=True`` and a tensor learning rate. The eager and graphed paths compute the same step.
-
-Sweeps: :func:`replica_groups` splits a grid into groups (``seed``, ``method`` and the ladder's
-``alpha`` may differ inside one) and :func:`run_group` trains a group and writes one row per config
-as ``potlib.sweep.run_one`` would (``provenance.replica_group = R``, wall seconds = group wall / R);
-``python -m potlib run EXP --executor replicas`` uses them.
-
-    python -m potlib bench --workload ladder_L4 --replicas 16   # timings, see potlib.experiments.bench
+Equivalent to :func:`potlib.credit.train.train` alone, to float rounding (``tests/test_replicas.py``): replica r
+is built right after ``set_seed(cfg.seed)`` as the runner builds it; a generator per replica draws ``train``'s data
+order (seed) and metric samples (seed + 1); AdamW is elementwise, so one over stacked tensors is R of them (lr,
+weight decay and schedule are in the group key; no clipping); the objective sums the replicas' losses, so each
+gets its own gradient; the credit RMS is per (replica, layer). BP and DFA mix in a group (a mask selects each
+replica's credit); SB and CB train in groups of one method, their auxiliary net (and CB's EMA target) stacked
+(:mod:`potlib.credit.stacked`) with one Adam; past the warmup the auxiliary loss reuses the forward passes that
+computed the credit (bit for bit the same step, tested); CB's noise comes from one generator per replica holding
+the RNG state its run alone would have. VF has no replica path. Final Γ/ρ unstack each replica into a ResMLP for
+``credit_metrics``. ``cuda_graph=True`` (CUDA only) replays a captured step after three eager ones.
+Sweeps: :func:`replica_groups` splits a grid (``seed``, ``method``, ``alpha`` may differ in a group) and
+:func:`run_group` writes one row per config (``provenance.replica_group = R``, wall = group wall / R);
+``--executor replicas`` uses them. Timings: ``python -m potlib bench --workload ladder_L4 --replicas 16``.
 """
 
 from __future__ import annotations
@@ -221,19 +194,53 @@ class ReplicaTrainer:
             (a,) = torch.autograd.grad(objective, h)
         return a.view(a.shape[0], L1, b, -1)
 
-    def bridge_aux_loss(self, hs: list[Tensor], s: Tensor, delta_L: Tensor, ce: Tensor) -> Tensor:
-        """Each replica's auxiliary loss (R,), as ``StateBridge.aux_loss`` / ``CreditBridge.aux_loss``."""
+    def _credit_and_forward(self, hs: list[Tensor], s: Tensor, delta_L: Tensor) -> tuple[Tensor, dict]:
+        """The bridge's credit (R, L+1, B, d) and the auxiliary net's forward passes that computed it, with
+        their graphs, for :meth:`bridge_aux_loss` to reuse: the auxiliary net has not changed in between
+        (its step comes after the forward net's), so a second forward on the same states would repeat the
+        same arithmetic. SB: one pass over layers 0..L; CB: the bridge-consistency pass over layers 0..L-1
+        and the terminal pass at L, whose input gradient is both the credit at L and the terminal
+        gradient to match."""
+        R, b, L1 = hs[0].shape[0], hs[0].shape[1], len(hs)
+        if self.bridge == "SB":
+            t, s_rep, h_last = self._inputs(hs, s, range(L1))
+            h = torch.cat(hs, 1).requires_grad_(True)  # (R, L1*B, d)
+            g = self.aux(h, t, s_rep, h_last)
+            (a,) = torch.autograd.grad((g * delta_L.repeat(1, L1, 1)).sum(), h, retain_graph=True)
+            return a.view(R, L1, b, -1), {"g": g}
+        L = L1 - 1
+        t, s_rep, h_last = self._inputs(hs, s, range(L))
+        h = torch.cat(hs[:-1], 1).requires_grad_(True)  # (R, L*B, d)
+        pred = self.aux(h, t, s_rep, h_last).squeeze(-1)  # (R, L*B)
+        (a_lo,) = torch.autograd.grad(pred.sum(), h, retain_graph=True)
+        tL, sL, hlL = self._inputs(hs, s, range(L, L + 1))
+        hL = hs[-1].clone().requires_grad_(True)
+        vL = self.aux(hL, tL, sL, hlL).squeeze(-1)  # (R, B)
+        (gL,) = torch.autograd.grad(vL.sum(), hL, create_graph=self.rules[0].tgw > 0, retain_graph=True)
+        a = torch.cat([a_lo.view(R, L, b, -1), gL.detach().view(R, 1, b, -1)], 1)
+        return a, {"pred": pred, "vL": vL, "gL": gL}
+
+    def bridge_aux_loss(self, hs: list[Tensor], s: Tensor, delta_L: Tensor, ce: Tensor,
+                        fwd: dict | None = None) -> Tensor:
+        """Each replica's auxiliary loss (R,), as ``StateBridge.aux_loss`` / ``CreditBridge.aux_loss``;
+        ``fwd``: the forward passes of :meth:`_credit_and_forward` on the same states, reused."""
         hs = [z.detach() for z in hs]
         L = len(hs) - 1
         if self.bridge == "SB":
-            t, s_rep, h_last = self._inputs(hs, s, range(L + 1))
-            g = self.aux(torch.cat(hs, 1), t, s_rep, h_last)  # (R, L1*B, d)
+            if fwd is None:
+                t, s_rep, h_last = self._inputs(hs, s, range(L + 1))
+                g = self.aux(torch.cat(hs, 1), t, s_rep, h_last)  # (R, L1*B, d)
+            else:
+                g = fwd["g"]
             target = hs[-1].repeat(1, L + 1, 1)
             return (g - target).pow(2).mean(dim=(1, 2)) / (target.pow(2).mean(dim=(1, 2)) + 1e-6)
         rule = self.rules[0]
         # bridge consistency for l = 0..L-1 against the soft-min of the EMA target at l+1
-        t, s_rep, h_last = self._inputs(hs, s, range(L))
-        pred = self.aux(torch.cat(hs[:-1], 1), t, s_rep, h_last).squeeze(-1)  # (R, L*B)
+        if fwd is None:
+            t, s_rep, h_last = self._inputs(hs, s, range(L))
+            pred = self.aux(torch.cat(hs[:-1], 1), t, s_rep, h_last).squeeze(-1)  # (R, L*B)
+        else:
+            pred = fwd["pred"]
         with torch.no_grad():
             t1, s1, hl1 = self._inputs(hs, s, range(1, L + 1))
             nxt = torch.cat(hs[1:], 1)  # (R, L*B, d)
@@ -245,12 +252,15 @@ class ReplicaTrainer:
             target = -rule.lam * (torch.logsumexp(-v_bar / rule.lam, 1) - math.log(rule.k))  # (R, L*B)
         loss = (pred - target).pow(2).mean(1)
         # terminal value and terminal gradient matching at h_L
-        tL, sL, hlL = self._inputs(hs, s, range(L, L + 1))
-        hL = hs[-1].clone().requires_grad_(True)
-        vL = self.aux(hL, tL, sL, hlL).squeeze(-1)  # (R, B)
+        if fwd is None:
+            tL, sL, hlL = self._inputs(hs, s, range(L, L + 1))
+            hL = hs[-1].clone().requires_grad_(True)
+            vL = self.aux(hL, tL, sL, hlL).squeeze(-1)  # (R, B)
+            gL = (torch.autograd.grad(vL.sum(), hL, create_graph=True)[0] if rule.tgw > 0 else None)
+        else:
+            vL, gL = fwd["vL"], fwd["gL"]
         loss = loss + (vL - ce).pow(2).mean(1)
         if rule.tgw > 0:
-            (gL,) = torch.autograd.grad(vL.sum(), hL, create_graph=True)
             loss = loss + rule.tgw * (gL - delta_L).pow(2).sum(-1).mean(1)
         return loss
 
@@ -260,10 +270,11 @@ class ReplicaTrainer:
         hs, fs = self.net.local_forward(x)
         ce, delta_L, e_T, logits = self._terminal(hs, y)
         s = self._conditioning(e_T, delta_L)
+        fwd = None
         if progress < self.cfg.wr:  # DFA warmup: the forward net follows DFA while the bridge net learns
             a = torch.einsum("rldc,rbc->rlbd", self.B, e_T)
         else:
-            a = self.bridge_credit(hs, s, delta_L)
+            a, fwd = self._credit_and_forward([z.detach() for z in hs], s, delta_L)
         a = normalise_credit(a, self.cfg.credit_norm).detach()
         b = x.shape[1]
         surrogate = (hs[0] * a[:, 0]).sum() / b
@@ -272,9 +283,11 @@ class ReplicaTrainer:
         self.opt.zero_grad(set_to_none=True)
         (ce.mean(1).sum() + surrogate).backward()
         self.opt.step()
-        aux = self.bridge_aux_loss(hs, s, delta_L, ce.detach())
+        aux = self.bridge_aux_loss(hs, s, delta_L, ce.detach(), fwd)
         self.aux_opt.zero_grad(set_to_none=True)
-        aux.sum().backward()  # replicas share no parameters: each gets its own loss's gradient
+        # replicas share no parameters: each gets its own loss's gradient; the reused forward's states
+        # require a gradient (the credit's), which this step does not need
+        aux.sum().backward(inputs=list(self.aux.parameters()))
         self.aux_opt.step()
         if self.aux_target is not None:  # CB's EMA target
             ema_update(self.aux_target, self.aux, self.rules[0].ema)

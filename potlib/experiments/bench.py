@@ -340,8 +340,10 @@ def _smoke() -> list[Config]:
 
 
 def _cpu() -> list[Config]:
-    # the ladder grid's replica group: 4 α x 3 seeds of one (rule, depth); two 1-thread workers, one per core
-    ladder = [BenchConfig(workload="ladder_L4", method=m, replicas=12, steps=50, warmup=5, workers=2, cuda_graph=False)
+    # the ladder grid's replica group: 4 α x 3 seeds of one (rule, depth); two 1-thread workers, one per core.
+    # 400 timed steps (2-20 s a measurement): with 50, a DFA window of 0.2 s let one hiccup of the shared
+    # machine move a ratio by 2x between reruns
+    ladder = [BenchConfig(workload="ladder_L4", method=m, replicas=12, steps=400, warmup=5, workers=2, cuda_graph=False)
               for m in ("BP", "DFA", "SB", "CB")]
     # the CIFAR-10 grid at L = 12 (one seed per rule and depth: BP and DFA share a group of 2, a bridge runs alone)
     cifar = [BenchConfig(workload="cifar_L12", method=m, replicas=2, steps=20, warmup=3, workers=2, cuda_graph=False)
