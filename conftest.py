@@ -4,6 +4,7 @@
   repository, so ``pytest --nbval`` works from ``notebooks/`` or from anywhere else.
 - ``POTLIB_DATA`` defaults to the workplace's ``../shared/datasets`` when that folder exists and the
   variable is unset, so ``make test`` runs the data-dependent tests and notebooks as CI does.
+- ``POTLIB_TRAIN_CACHE`` defaults to ``0``: runs in tests start from scratch and save no training state.
 """
 
 import os
@@ -17,5 +18,7 @@ def pytest_configure(config):
     value = getattr(config.option, "nbval_sanitize_with", None)
     if value and not Path(value).is_absolute():
         config.option.nbval_sanitize_with = str(ROOT / value)
+    # Runs in tests neither read nor leave training states (potlib.checkpoints); tests of the store turn it on.
+    os.environ.setdefault("POTLIB_TRAIN_CACHE", "0")
     if not os.environ.get("POTLIB_DATA") and SHARED_DATA.is_dir():
         os.environ["POTLIB_DATA"] = str(SHARED_DATA)

@@ -40,10 +40,13 @@ from typing import Literal
 import numpy as np
 import torch
 
+from potlib import checkpoints
 from potlib.config import Config
 from potlib.data import sudoku, sudoku_ladder
 from potlib.data.sudoku import SEQ_LEN, VOCAB_SIZE  # 0 pad, 1 blank, 2..10 digits 1..9
-from potlib.models.hrm import HRM, HRMACT, SudokuModelConfig, SudokuTransformer, act_loss, correctness, sequence_loss
+from potlib.hrm_eval import act_halting, autocast, evaluate, hrm_segments, level_metrics  # noqa: F401 (re-exported)
+from potlib.models.hrm import HRMACT, ACTState, HRMCarry, SudokuModelConfig, SudokuTransformer, act_loss, sequence_loss
+from potlib.models.hrm_blocks import HRMBlock
 
 SUDOKU_SOURCES = tuple(sudoku.COLLECTIONS)
 
@@ -88,7 +91,7 @@ class HRMTrainConfig(Config):
     eval_M: tuple[int, ...] = ()  # extra inference M_max values (Fig 5c); () = only halt_max_steps
     eval_batch_size: int = 500
     amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
-    compile: bool = False  # torch.compile the model on CUDA
+    compile: bool = False  # torch.compile: the whole model on CUDA, each Transformer block on CPU
 
     def check(self) -> None:
         self.require(self.n_aug >= 0, "n_aug", "an integer >= 0")
@@ -175,7 +178,11 @@ def load_data(cfg: HRMTrainConfig) -> SudokuData:
     as_t = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.int64)  # noqa: E731
     if cfg.data == "ladder":
         levels = (*cfg.ladder_blanks, "hard") if cfg.ladder_hard else cfg.ladder_blanks
+        threads = torch.get_num_threads()
         lad = sudoku_ladder.build_ladder(cfg.n_train, cfg.n_test, cfg.n_aug, cfg.seed, blanks=levels)
+        # Building the ladder (the first time, before it is cached) runs numba's parallel solver, which sets the
+        # OpenMP thread count that torch shares: a one-thread sweep worker would train on two threads after it.
+        torch.set_num_threads(threads)
         return SudokuData(as_t(lad.train_x), as_t(lad.train_y), as_t(lad.test_x), as_t(lad.test_y),
                           lad.info["dataset"], lad.info["dataset_sha256"], as_t(lad.test_level),
                           tuple(lad.info["levels"]))
@@ -228,12 +235,6 @@ def layers_computed(cfg: HRMTrainConfig) -> int:
     return cfg.n_layers * cfg.loops
 
 
-def autocast(cfg: HRMTrainConfig, device: torch.device):
-    if device.type == "cuda" and cfg.amp:
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
 def make_optimizer(cfg: HRMTrainConfig, model: torch.nn.Module):
     """(optimizer, linear-warmup scheduler) of ``cfg.optimizer``.
 
@@ -259,24 +260,111 @@ def make_optimizer(cfg: HRMTrainConfig, model: torch.nn.Module):
 # ----------------------------------------------------------------------------------------------
 # training
 
+SAVE_EVERY = 500  # steps between saved training states (and at the end): what later runs can start from
+# Fields that do not change the state of training after k steps: how long it runs, and its evaluation.
+NOT_TRAINING = ("train_steps", "eval_M", "eval_batch_size")
+HRM_ONLY = ("H_layers", "L_layers", "H_cycles", "L_cycles", "grad_mode", "halt_max_steps", "halt_exploration_prob", "act")
+TRANSFORMER_ONLY = ("n_layers", "loops")
 
-def train(cfg: HRMTrainConfig, model: torch.nn.Module, data: SudokuData, device: torch.device) -> tuple[dict, dict]:
+
+def compiled_forward(cfg: HRMTrainConfig, model: torch.nn.Module, device: torch.device):
+    """What a training step calls: ``model`` itself, or with ``cfg.compile`` the model ``torch.compile``-d
+    whole on CUDA and, on CPU, each of its Transformer blocks compiled in place (the loop around them
+    branches on ACT halting and gradient mode, which would break a whole-model graph at every segment;
+    the blocks, where the time goes, are static). Measured in ``bench_hrm``."""
+    if not cfg.compile:
+        return model
+    if device.type == "cuda":
+        return torch.compile(model)
+    for block in model.modules():
+        if isinstance(block, HRMBlock):
+            block.compile()
+    return model
+
+
+def training_key(cfg: HRMTrainConfig, device: torch.device) -> dict:
+    """Everything the state of a training run after k steps depends on (the key of its saved states,
+    :mod:`potlib.checkpoints`): the training fields of :class:`HRMTrainConfig` that the model kind uses, the
+    code (:func:`potlib.runtime.code_fingerprint` of this module and all it imports), torch's version and
+    the device (with its thread count and, on CPU, the processor). Not the number of steps: a longer run
+    starts where a shorter one ended."""
+    from potlib.provenance import device_name
+    from potlib.runtime import code_fingerprint
+
+    unused = HRM_ONLY if cfg.model != "hrm" else TRANSFORMER_ONLY
+    key = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(HRMTrainConfig)
+           if f.name not in NOT_TRAINING + unused}
+    key.update(code=code_fingerprint(__name__), torch=torch.__version__, device=device_name(device),
+               processor=checkpoints.cpu_model() if device.type == "cpu" else "")
+    return key
+
+
+def _snapshot(model, opt, sched, stream: BatchStream, state, losses, halt_log, steps: int, seconds: float) -> dict:
+    """The complete state of the loop after ``steps`` steps, on CPU."""
+    cpu = lambda t: t.detach().to("cpu", copy=True)  # noqa: E731
+    act = None if state is None else {
+        "z_H": cpu(state.carry.z_H), "z_L": cpu(state.carry.z_L), "steps": cpu(state.steps),
+        "halted": cpu(state.halted), "inputs": cpu(state.inputs), "labels": cpu(state.labels)}
+    return {
+        "model": {k: cpu(v) for k, v in model.state_dict().items()}, "opt": opt.state_dict(),
+        "sched": sched.state_dict(), "stream": {"perm": stream.perm.clone(), "pos": stream.pos,
+                                                "gen": stream.gen.get_state()},
+        "rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        "act": act, "losses": cpu(losses[:steps]), "halt_log": cpu(halt_log[:steps]), "seconds": seconds,
+    }
+
+
+def _restore(snap: dict, model, opt, sched, stream: BatchStream, losses, halt_log, device):
+    """Load a :func:`_snapshot` into the loop's objects; returns (ACT state or None, seconds so far)."""
+    model.load_state_dict(snap["model"])
+    opt.load_state_dict(snap["opt"])
+    sched.load_state_dict(snap["sched"])
+    stream.perm, stream.pos = snap["stream"]["perm"], snap["stream"]["pos"]
+    stream.gen.set_state(snap["stream"]["gen"])
+    torch.set_rng_state(snap["rng"])
+    if snap["cuda_rng"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(snap["cuda_rng"])
+    n = len(snap["losses"])
+    losses[:n], halt_log[:n] = snap["losses"].to(device), snap["halt_log"].to(device)
+    state = None
+    if snap["act"] is not None:
+        a = {k: v.to(device) for k, v in snap["act"].items()}
+        state = ACTState(HRMCarry(a["z_H"], a["z_L"]), a["steps"], a["halted"], a["inputs"], a["labels"])
+    return state, snap["seconds"]
+
+
+def train(cfg: HRMTrainConfig, model: torch.nn.Module, data: SudokuData, device: torch.device,
+          store: bool = False) -> tuple[dict, dict]:
     """Train ``model`` (already on ``device``) for ``cfg.train_steps`` optimizer steps.
 
     Returns (metrics, artifacts). Metrics: ``final_train_loss`` (mean of the last 10% of steps),
-    ``train_seconds``; for HRM also ``train_mean_steps`` and ``train_exact`` (over rows that halted in
-    the last 25% of steps). A non-finite loss stops training and makes ``final_train_loss`` NaN.
+    ``train_seconds`` (of every step, those of a reused state included); for HRM also
+    ``train_mean_steps`` and ``train_exact`` (over rows that halted in the last 25% of steps). A
+    non-finite loss stops training and makes ``final_train_loss`` NaN. Artifact ``train_loss``: the loss
+    of every step, (train_steps,) float32.
+
+    ``store``: start from the latest saved state of the same training (:func:`training_key`) at or below
+    ``cfg.train_steps`` steps, and save states every ``SAVE_EVERY`` steps and at the end
+    (:mod:`potlib.checkpoints`; off with ``POTLIB_TRAIN_CACHE=0``); metric ``train_steps_reused`` is the
+    step it started from. Resuming gives the uninterrupted run bit for bit (``tests/test_hrm_train_cache.py``).
     """
     model.train()
     opt, sched = make_optimizer(cfg, model)
-    fwd = torch.compile(model) if (cfg.compile and device.type == "cuda") else model
+    fwd = compiled_forward(cfg, model, device)
     stream = BatchStream(len(data.train_x), cfg.batch_size, cfg.seed, device)
-    losses = np.full(cfg.train_steps, np.nan, dtype=np.float32)
-    tail = cfg.train_steps - max(1, cfg.train_steps // 4)
-    halted_steps = halted_solved = halted_n = 0
-    state = None
+    T = cfg.train_steps
+    losses = torch.full((T,), float("nan"), device=device)
+    halt_log = torch.zeros((T, 3), dtype=torch.int64, device=device)  # per step: rows halted, their segments, solved
+    keeper = checkpoints.TrainingStore(training_key(cfg, device)) if store and checkpoints.enabled() else None
+    saved = keeper.latest(T) if keeper is not None else None
+    start, state, seconds = 0, None, 0.0
+    if saved is not None:
+        start = saved[0]
+        state, seconds = _restore(saved[1], model, opt, sched, stream, losses, halt_log, device)
     t0 = time.perf_counter()
-    for step in range(cfg.train_steps):
+    diverged = False
+    for step in range(start, T):
         idx = stream.next()
         x, y = data.train_x[idx], data.train_y[idx]
         with autocast(cfg, device):
@@ -291,127 +379,46 @@ def train(cfg: HRMTrainConfig, model: torch.nn.Module, data: SudokuData, device:
         loss.backward()
         opt.step()
         sched.step()
-        losses[step] = loss.item() if (step % 10 == 0 or step >= cfg.train_steps - 50) else losses[step - 1]
-        if not math.isfinite(losses[step]):
-            break
-        if cfg.model == "hrm" and step >= tail:
+        losses[step] = loss.detach()
+        if cfg.model == "hrm":
             h = state.halted
-            halted_n += int(h.sum())
-            halted_steps += int(state.steps[h].sum())
-            halted_solved += int(solved[h].sum())
+            halt_log[step] = torch.stack((h.sum(), state.steps[h].sum(), solved[h].sum()))
+        if step % 10 == 0 and not math.isfinite(loss.item()):  # a read every 10 steps: no sync per step on a GPU
+            diverged = True
+            break
+        if keeper is not None and (step + 1) % SAVE_EVERY == 0 and step + 1 < T:
+            keeper.save(step + 1, _snapshot(model, opt, sched, stream, state, losses, halt_log, step + 1,
+                                            seconds + time.perf_counter() - t0))
+    seconds += time.perf_counter() - t0
+    loss_np = losses.cpu().numpy().astype(np.float32)
+    diverged = diverged or not np.isfinite(loss_np).all()
+    if keeper is not None and not diverged and start < T:
+        keeper.save(T, _snapshot(model, opt, sched, stream, state, losses, halt_log, T, seconds))
     metrics = {
-        "final_train_loss": float(np.mean(losses[-max(1, cfg.train_steps // 10):])),
-        "train_seconds": time.perf_counter() - t0,
+        "final_train_loss": float("nan") if diverged else float(np.mean(loss_np[-max(1, T // 10):])),
+        "train_seconds": seconds,
+        "train_steps_reused": start,
     }
     if cfg.model == "hrm":
-        metrics["train_mean_steps"] = halted_steps / max(halted_n, 1)
-        metrics["train_exact"] = halted_solved / max(halted_n, 1)
-    return metrics, {"train_loss": losses}
-
-
-# ----------------------------------------------------------------------------------------------
-# evaluation
-
-
-@torch.no_grad()
-def hrm_segments(cfg: HRMTrainConfig, hrm: HRM, x: torch.Tensor, y: torch.Tensor, n_segments: int, device: torch.device):
-    """Run ``n_segments`` segments on every puzzle; per segment: solved, cell accuracy, q_halt > q_cont.
-
-    Returns four (n_segments, N) arrays: solved (bool), cell accuracy, blank-cell accuracy, halt (bool).
-    """
-    hrm.eval()
-    N = len(x)
-    solved = np.zeros((n_segments, N), dtype=bool)
-    cells = np.zeros((n_segments, N), dtype=np.float32)
-    blanks = np.zeros((n_segments, N), dtype=np.float32)
-    halt = np.zeros((n_segments, N), dtype=bool)
-    for i in range(0, N, cfg.eval_batch_size):
-        xb, yb = x[i : i + cfg.eval_batch_size].to(device), y[i : i + cfg.eval_batch_size].to(device)
-        carry = hrm.initial_carry(len(xb), xb.shape[1])
-        for s in range(n_segments):
-            with autocast(cfg, device):
-                carry, logits, (qh, qc) = hrm(carry, xb)
-            ok, cell = correctness(logits, yb)
-            solved[s, i : i + len(xb)] = ok.cpu().numpy()
-            cells[s, i : i + len(xb)] = cell.float().cpu().numpy()
-            blanks[s, i : i + len(xb)] = sudoku.blank_accuracy(logits.argmax(-1), yb, xb).cpu().numpy()
-            halt[s, i : i + len(xb)] = (qh > qc).cpu().numpy()
-    return solved, cells, blanks, halt
-
-
-def level_metrics(solved: np.ndarray, blank: np.ndarray, level: torch.Tensor | None, names: tuple[str, ...]):
-    """``exact_acc_level_<name>`` and ``blank_acc_level_<name>`` (means over the level's test puzzles,
-    NaN for a level with none) from per-puzzle (N,) arrays; {} without levels."""
-    if level is None:
-        return {}
-    lv = level.cpu().numpy()
-    out = {}
-    for n, name in enumerate(names):
-        sel = lv == n
-        out[f"exact_acc_level_{name}"] = float(solved[sel].mean()) if sel.any() else float("nan")
-        out[f"blank_acc_level_{name}"] = float(blank[sel].mean()) if sel.any() else float("nan")
-    return out
-
-
-def act_halting(solved: np.ndarray, halt: np.ndarray, m_max: int) -> tuple[float, float]:
-    """(exact accuracy, mean segments) when halting at the first segment with q_halt > q_continue,
-    or at ``m_max``. Evaluation uses no exploration (M_min = 1)."""
-    h = halt[:m_max].copy()
-    h[m_max - 1] = True
-    stop = h.argmax(0)  # first True per puzzle
-    return float(solved[stop, np.arange(solved.shape[1])].mean()), float((stop + 1).mean())
-
-
-@torch.no_grad()
-def evaluate(cfg: HRMTrainConfig, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device,
-             level: torch.Tensor | None = None, level_names: tuple[str, ...] = ()) -> tuple[dict, dict]:
-    """Test metrics (see module docstring) and per-segment curves as artifacts.
-
-    ``level`` ((N,) int64 indices into ``level_names``, the ladder's) adds per-level metrics
-    (:func:`level_metrics`, scored like ``exact_accuracy`` and ``blank_cell_accuracy``).
-    """
-    model.eval()
-    if cfg.model != "hrm":
-        ok, cell, blank = [], [], []
-        for i in range(0, len(x), cfg.eval_batch_size):
-            xb, yb = x[i : i + cfg.eval_batch_size].to(device), y[i : i + cfg.eval_batch_size].to(device)
-            with autocast(cfg, device):
-                logits = model(xb)
-            a, b = correctness(logits, yb)
-            ok.append(a.cpu()), cell.append(b.float().cpu())
-            blank.append(sudoku.blank_accuracy(logits.argmax(-1), yb, xb).cpu())
-        ok_t, blank_t = torch.cat(ok).float(), torch.cat(blank)
-        metrics = {"exact_accuracy": float(ok_t.mean()), "cell_accuracy": float(torch.cat(cell).mean()),
-                   "blank_cell_accuracy": float(blank_t.mean())}
-        return {**metrics, **level_metrics(ok_t.numpy(), blank_t.numpy(), level, level_names)}, {}
-    S, M = cfg.eval_segments, cfg.halt_max_steps
-    solved, cells, blanks, halt = hrm_segments(cfg, model.hrm, x, y, S, device)
-    metrics = {"exact_accuracy": float(solved[M - 1].mean()), "cell_accuracy": float(cells[M - 1].mean()),
-               "blank_cell_accuracy": float(blanks[M - 1].mean())}
-    metrics["act_exact"], metrics["act_mean_steps"] = act_halting(solved, halt, M)
-    for m in sorted(set(cfg.eval_M)):
-        metrics[f"exact_at_M{m}"] = float(solved[m - 1].mean())
-        metrics[f"act_exact_Mmax{m}"], metrics[f"act_steps_Mmax{m}"] = act_halting(solved, halt, m)
-    metrics.update(level_metrics(solved[M - 1], blanks[M - 1], level, level_names))
-    arts = {
-        "exact_by_segment": solved.mean(1).astype(np.float32),
-        "cell_by_segment": cells.mean(1).astype(np.float32),
-        "halt_frac_by_segment": halt.mean(1).astype(np.float32),
-    }
-    return metrics, arts
+        n, seg, ok = halt_log[T - max(1, T // 4):].sum(0).tolist()
+        metrics["train_mean_steps"] = seg / max(n, 1)
+        metrics["train_exact"] = ok / max(n, 1)
+    return metrics, {"train_loss": loss_np}
 
 
 def n_params(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def train_and_evaluate(cfg: HRMTrainConfig, device: torch.device, data: SudokuData | None = None):
-    """Build, train and evaluate the model of ``cfg``. Returns (model, data, metrics, artifacts)."""
+def train_and_evaluate(cfg: HRMTrainConfig, device: torch.device, data: SudokuData | None = None, store: bool = True):
+    """Build, train and evaluate the model of ``cfg``. Returns (model, data, metrics, artifacts).
+
+    ``store``: :func:`train` may start from, and saves, training states (:mod:`potlib.checkpoints`)."""
     data = (data or load_data(cfg)).to(device)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg).to(device)
     metrics = {"n_params": n_params(model), "layers_computed": layers_computed(cfg), "n_train_rows": len(data.train_x)}
-    m, arts = train(cfg, model, data, device)
+    m, arts = train(cfg, model, data, device, store=store)
     metrics.update(m)
     if not math.isfinite(metrics["final_train_loss"]):
         metrics.update(exact_accuracy=float("nan"), cell_accuracy=float("nan"))
@@ -431,10 +438,12 @@ def cpu_base(**changes) -> dict:
     745 / 1,653 ms, HRM fixed M 680-754 ms, ACT 1,139-1,296 ms (2.5-3x issue 11's estimates), so the
     deeper grids (depth_width, layers_computed) run 1,000 steps to stay within ≤ 90 min per experiment.
     lr 1e-3 with 0.1 weight decay (HRM: 7e-5 and 1.0 over GPU-days) is our choice for the short budget.
+    The Transformer blocks are compiled (``compile=True``, :func:`compiled_forward`; ``bench_hrm`` measures
+    what it saves); those step costs were measured eager.
     """
     base = dict(data="ladder", n_train=1000, n_aug=20, n_test=100, hidden_size=64, num_heads=4, n_layers=4,
                 H_layers=2, L_layers=2, H_cycles=2, L_cycles=2, train_steps=2000, batch_size=64, lr=1e-3,
-                lr_warmup_steps=100, weight_decay=0.1, eval_batch_size=350)
+                lr_warmup_steps=100, weight_decay=0.1, eval_batch_size=350, compile=True)
     base.update(changes)
     return base
 

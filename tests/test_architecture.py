@@ -27,7 +27,7 @@ def layer(module: str) -> str:
     sub = parts[1] if len(parts) > 1 else ""
     if sub in ("data", "models", "experiments"):
         return sub
-    if sub in ("credit", "parser_train", "hrm_train"):
+    if sub in ("credit", "parser_train", "hrm_train", "hrm_eval"):
         return "training"
     if sub in ("cli", "sweep", "executors", "bench", "__main__"):
         return "runner"

@@ -36,7 +36,6 @@ import torch
 from potlib import hrm_train
 from potlib.config import Config
 from potlib.experiments import Experiment
-from potlib.models.hrm_blocks import HRMBlock
 from potlib.runtime import Outcome
 
 
@@ -61,7 +60,8 @@ class HRMBenchConfig(Config):
 def train_config(cfg: HRMBenchConfig) -> hrm_train.HRMTrainConfig:
     """The timed run: the chapter's cpu (or smoke) sizes on synthetic puzzles, fixed M = 2 for HRM."""
     sizes = (hrm_train.smoke_base if cfg.smoke else hrm_train.cpu_base)(
-        model=cfg.model, act=False, halt_max_steps=2, data="synthetic", n_aug=1, n_test=cfg.n_test)
+        model=cfg.model, act=False, halt_max_steps=2, data="synthetic", n_aug=1, n_test=cfg.n_test,
+        compile=False)  # eager; _build compiles the blocks of the compiled arm itself
     if not cfg.smoke:
         sizes.update(n_train=512)  # synthetic rows to draw batches from (the cpu grids use the ladder)
     return hrm_train.HRMTrainConfig(**sizes)
@@ -70,11 +70,7 @@ def train_config(cfg: HRMBenchConfig) -> hrm_train.HRMTrainConfig:
 def _build(tc: hrm_train.HRMTrainConfig, compiled: bool) -> torch.nn.Module:
     torch.manual_seed(0)
     model = hrm_train.build_model(tc)
-    if compiled:
-        for block in model.modules():
-            if isinstance(block, HRMBlock):
-                block.compile()
-    return model
+    return hrm_train.compiled_forward(tc.replace(compile=compiled), model, torch.device("cpu"))
 
 
 def time_training(tc: hrm_train.HRMTrainConfig, steps: int, warmup: int, compiled: bool = False,
