@@ -22,7 +22,7 @@ speed-ups ``workers_speedup``, ``compile_speedup`` over the baseline. The data a
 real shapes (81 cells, 10 symbols): timing does not depend on the values.
 
     python -m potlib run bench_hrm --profile smoke
-    python -m potlib run bench_hrm --profile cpu      # 2 rows, ~4 min on the 2-core machine (idle)
+    python -m potlib run bench_hrm --profile cpu      # 2 rows, ~1 min on the 2-core machine (idle)
 """
 
 from __future__ import annotations

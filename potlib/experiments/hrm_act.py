@@ -17,8 +17,10 @@ train d=256 HRMs on 1,000 hard puzzles x 100 augmentations for 5,000 segments of
 
 Profiles: ``gpu`` as above; ``cpu`` on the difficulty ladder at d=64 (``hrm_train.cpu_base``), ACT
 or fixed M for M_max 2 and 4, 2,000 segments each, evaluated with M_max 2, 4, 8 (accuracy per
-difficulty level): 4 runs, ~75 min on two 1-thread workers (1-thread ms per segment, measured on the
-idle 2-core machine: fixed M 680 / 754, ACT 1,296 / 1,139 at M_max 2 / 4). Smoke 2 runs, seconds.
+difficulty level): 4 runs, 30 min on two 1-thread workers after ``hrm_layers_computed``, whose HRM at
+M = 2 is the first 1,000 steps of the fixed M = 2 run here (a saved training state, :mod:`potlib.checkpoints`);
+1-thread seconds per 2,000 segments (2026-12-01, blocks compiled): fixed M 660 / 675, ACT 1,099 / 1,088 at
+M_max 2 / 4. Smoke 2 runs, seconds.
 
     python -m potlib run hrm_act --profile smoke
     python -m potlib run hrm_act --profile cpu --executor local --workers 2

@@ -16,9 +16,9 @@ steps of batch 256 per point. Absolute accuracies are not comparable; the book c
 
 Profiles: ``gpu`` as above; ``cpu`` on the difficulty ladder (``potlib.data.sudoku_ladder``) at
 d=64: depth 2, 4, 8, 16 at width 64 and width 96, 128, 192 at 4 layers, 1,000 steps of batch 64
-each (the 2,000 of ``hrm_train.cpu_base`` would take ~2 h): 7 runs, ~60 min on two 1-thread workers
-(1-thread ms per step, measured on the idle 2-core machine: depth 2 / 4 / 8 / 16 at 227 / 354 / 745 /
-1,653, width 96 / 128 / 192 at 604 / 1,001 / 1,457);
+each (the 2,000 of ``hrm_train.cpu_base`` would take twice as long): 7 runs, 28 min on two 1-thread workers
+(2026-12-01, Transformer blocks compiled; 1-thread seconds per 1,000 steps: depth 2 / 4 / 8 / 16 at 107 / 218 /
+434 / 808, width 96 / 128 / 192 at 282 / 538 / 742);
 smoke 3 runs, seconds.
 
     python -m potlib run hrm_depth_width --profile smoke

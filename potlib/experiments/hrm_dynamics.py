@@ -28,8 +28,10 @@ Profiles: ``gpu`` as above; ``cpu`` on the difficulty ladder at d=64 (``hrm_trai
 (2+2 blocks, fixed M = 4, and ``cpu_base``'s 2 x 2 cycles, so Fig 3's within-cycle convergence is seen
 over 2 low-level steps, not 4), a 2-block stack looped 8 times, a 16-block Transformer, 2,000 steps each;
 trajectories are ``n_traj`` test puzzles evenly spaced over the ladder's levels:
-3 runs, ~75 min on two 1-thread workers (1-thread ms per step, measured on the idle 2-core
-machine: HRM 754, looped stack 1,437, Transformer 1,554). Smoke 3 runs, seconds.
+3 runs, 13 min on two 1-thread workers after ``hrm_act`` (whose fixed M = 4 run is the HRM here) and the
+1,000-step grids (the first halves of the other two), from their saved training states
+(:mod:`potlib.checkpoints`); 1-thread seconds per 2,000 steps (2026-12-01, blocks compiled): HRM 675,
+looped stack 1,600, Transformer 1,570. Smoke 3 runs, seconds.
 
     python -m potlib run hrm_dynamics --profile smoke
     python -m potlib run hrm_dynamics --profile cpu --executor local --workers 2

@@ -21,10 +21,11 @@ Every model gets the same number of optimizer steps (for HRM one step = one segm
 
 Profiles: ``gpu`` as above; ``cpu`` on the difficulty ladder at d=64 (``hrm_train.cpu_base``):
 Transformer 2, 4, 8, 16 blocks; a 2-block stack looped 2, 4, 8 times; HRM (2+2 blocks, 2 x 2
-cycles: 12 block applications per segment) with M = 1, 2; 1,000 steps each (the 2,000 of
-``cpu_base`` would take ~2.5 h): 9 runs, ~75 min on two 1-thread workers (1-thread ms per step,
-measured on the idle 2-core machine: Transformer 204 / 366 / 888 / 1,685; looped stack 470 / 804 /
-1,581; HRM 741 / 679). Smoke 3 runs, seconds.
+cycles: 12 block applications per segment) with M = 1, 2; 1,000 steps each: 9 runs,
+19 min on two 1-thread workers after ``hrm_depth_width``, whose four depth points are the Transformers here,
+trained once (their saved training states, :mod:`potlib.checkpoints`; about 33 min without them). 1-thread
+seconds per 1,000 steps (2026-12-01, blocks compiled): Transformer 107 / 218 / 434 / 808; looped stack 214 /
+405 / 818; HRM 384 / 325. Smoke 3 runs, seconds.
 
     python -m potlib run hrm_layers_computed --profile smoke
     python -m potlib run hrm_layers_computed --profile cpu --executor local --workers 2

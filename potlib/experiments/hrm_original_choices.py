@@ -5,9 +5,10 @@ Source: sapientinc/HRM trains Sudoku with a stablemax cross-entropy (``models/lo
 SPEC 3.2 names both as differences of our default (softmax cross-entropy, AdamW). One run each at the
 ``cpu`` budget (``hrm_train.cpu_base``: the difficulty ladder at d=64, HRM 2+2 blocks, fixed M = 2,
 2,000 segments): softmax + AdamW (our default), stablemax + AdamW, softmax + Adam-atan2, stablemax +
-Adam-atan2 (HRM's combination): 4 runs, ~55 min on two 1-thread workers (680-750
-ms per segment, measured). ``gpu``: the same four at the
-``hrm_act`` gpu size.
+Adam-atan2 (HRM's combination): 4 runs, 24 min on two 1-thread workers after ``hrm_act``, whose
+fixed M = 2 run is the AdamW/softmax one here (its saved training state, :mod:`potlib.checkpoints`);
+1-thread seconds per 2,000 segments (2026-12-01, blocks compiled): 660 to 710. ``gpu``: the same four at
+the ``hrm_act`` gpu size.
 
     python -m potlib run hrm_original_choices --profile smoke
     python -m potlib run hrm_original_choices --profile cpu --executor local --workers 2
