@@ -178,6 +178,11 @@ def run_sweep(
     if not (isinstance(k, int) and isinstance(n_shards, int) and n_shards >= 1 and 0 <= k < n_shards):
         raise ValueError(f"shard = {k}/{n_shards} is not allowed: expected K/N with 0 <= K < N")
     exp = experiments.get(name)
+    if exp.runs_alone:  # a timing: a second run beside it would take the cores it measures
+        if workers not in (None, 1):
+            raise ValueError(f"workers = {workers!r} is not allowed for {name!r}: its runs time the machine, one "
+                             "at a time; allowed: 1 (the default for it)")
+        workers = 1
     device = resolve_device(exp)
     if executor != "slurm":  # a slurm job picks its device on the cluster
         check_gpu_rows(name, profile, device, allow_cpu)

@@ -253,6 +253,45 @@ def test_bench_times_a_bridge_past_its_warmup_with_workers():
         ("cifar_L12", "BP"), ("cifar_L12", "CB")]
 
 
+def test_bench_interleaves_rounds_and_reports_medians(monkeypatch):
+    """With ``repeats``, the arms run in alternating order round after round (a slow spell of a shared machine falls
+    on every arm), and each speed-up is the median of the rounds' ratios to their own round's baseline."""
+    import torch
+
+    from potlib.experiments import bench
+
+    calls, step = [], {"baseline": iter([1.0, 2.0, 1.0]), "replicas": iter([1.0, 1.0, 4.0])}
+
+    def fake(arm):
+        def timed(*a, **k):
+            calls.append(arm)
+            return {"step_s": next(step[arm]), "epoch_end_s": 0.0, "final_s": 0.0}
+        return timed
+
+    monkeypatch.setattr(bench, "time_baseline", fake("baseline"))
+    monkeypatch.setattr(bench, "time_replicas", fake("replicas"))
+    cfg = bench.BenchConfig(method="BP", replicas=2, steps=1, warmup=0, workers=0, repeats=3, n_test=64,
+                            metric_samples=16)
+    m = bench.run(cfg, torch.device("cpu")).metrics
+    assert calls == ["baseline", "replicas", "replicas", "baseline", "baseline", "replicas"]
+    # per round, 2 replicas over one run: 2 x 1/1, 2 x 2/1, 2 x 1/4
+    assert m["speedup_rounds"] == pytest.approx([2.0, 4.0, 0.5]) and m["speedup"] == pytest.approx(2.0)
+    assert m["baseline_step_s"] == 1.0 and m["replicas_step_s"] == 1.0 and m["repeats"] == 3
+    with pytest.raises(ValueError, match="repeats"):
+        bench.BenchConfig(repeats=0)
+
+
+def test_timing_experiments_run_alone(tmp_path):
+    """A bench run times the machine (worker processes of its own included): a sweep runs them one at a time."""
+    from potlib import experiments
+    from potlib.sweep import run_sweep
+
+    assert experiments.get("bench").runs_alone and experiments.get("bench_hrm").runs_alone
+    assert not experiments.get("credit_ladder").runs_alone
+    with pytest.raises(ValueError, match="workers = 2 is not allowed for 'bench'"):
+        run_sweep("bench", "smoke", root=tmp_path, workers=2, progress=False)
+
+
 @pytest.mark.parametrize("workers", [1, 2])  # all groups in this process, or spread over two worker processes
 def test_replicas_executor_matches_inline(tmp_path, workers):
     """`--executor replicas` writes the same rows as one-at-a-time runs (BP/DFA batched together, SB and CB each
@@ -322,17 +361,16 @@ def test_replica_code_is_in_the_fingerprint_of_grouped_rows_only(monkeypatch, tm
 
 
 @pytest.mark.parametrize("method", ["SB", "CB"])
-def test_bridge_step_reusing_the_credit_forward_is_bit_identical(method, monkeypatch):
+def test_bridge_step_reusing_the_credit_forward_is_bit_identical(method):
     """Past its warmup a bridge step reuses the auxiliary net's forward passes of the credit for its own loss
     (the net has not changed in between): float32 CE, auxiliary loss and parameters equal, bit for bit, those of
-    the step that runs the auxiliary net again (credit by ``bridge_credit``, forward passes recomputed)."""
+    the step that runs the auxiliary net again (``reuse_aux_forward = False``: forward passes recomputed)."""
     cfgs = [SMOKE_BASE.replace(method=method, seed=s) for s in (42, 123)]
     data = _data(torch.float32)
     runs = []
     for reuse in (True, False):
         tr = ReplicaTrainer(cfgs, data, "cpu", n_classes=10)
-        if not reuse:
-            monkeypatch.setattr(tr, "_credit_and_forward", lambda hs, s, dL, tr=tr: (tr.bridge_credit(hs, s, dL), None))
+        tr.reuse_aux_forward = reuse
         perm = torch.stack([torch.randperm(cfgs[0].n_train, generator=g) for g in tr.gens])
         perm = perm.view(2, -1, cfgs[0].batch_size).transpose(0, 1)
         out = [(tr.step(idx, 0.5), tr.last_aux) for idx in perm[:3]]

@@ -7,9 +7,9 @@ weight decay and schedule are in the group key; no clipping); the objective sums
 gets its own gradient; the credit RMS is per (replica, layer). BP and DFA mix in a group (a mask selects each
 replica's credit); SB and CB train in groups of one method, their auxiliary net (and CB's EMA target) stacked
 (:mod:`potlib.credit.stacked`) with one Adam; past the warmup the auxiliary loss reuses the forward passes that
-computed the credit (bit for bit the same step, tested); CB's noise comes from one generator per replica holding
-the RNG state its run alone would have. VF has no replica path. Final Γ/ρ unstack each replica into a ResMLP for
-``credit_metrics``. ``cuda_graph=True`` (CUDA only) replays a captured step after three eager ones.
+computed the credit (``ReplicaTrainer._aux_forward``; bit for bit the same step, tested); CB's noise comes from one
+generator per replica holding the RNG state its run alone would have. VF has no replica path. Final Γ/ρ unstack
+each replica into a ResMLP for ``credit_metrics``. ``cuda_graph=True`` (CUDA only) replays a captured step after three eager ones.
 Sweeps: :func:`replica_groups` splits a grid (``seed``, ``method``, ``alpha`` may differ in a group) and
 :func:`run_group` writes one row per config (``provenance.replica_group = R``, wall = group wall / R);
 ``--executor replicas`` uses them. Timings: ``python -m potlib bench --workload ladder_L4 --replicas 16``.
@@ -77,6 +77,10 @@ class StepTimes:
 
 class ReplicaTrainer:
     """R configs of one group trained together; :meth:`run` returns one TrainResult per config."""
+
+    # past its warmup, a bridge's auxiliary loss reuses the forward passes that computed its credit (False: runs
+    # them again; the tests hold both bit for bit equal)
+    reuse_aux_forward = True
 
     def __init__(self, configs: list[CreditConfig], data, device, n_classes: int | None = None,
                  dtype: torch.dtype | None = None, cuda_graph: bool = False):
@@ -182,65 +186,59 @@ class ReplicaTrainer:
             return e_T
         return delta_L / (delta_L.pow(2).mean(dim=(1, 2), keepdim=True).sqrt() + 1e-12)
 
-    def bridge_credit(self, hs: list[Tensor], s: Tensor, delta_L: Tensor) -> Tensor:
-        """The bridge's own credit (past its warmup) for detached states ``hs``: (R, L+1, B, d)."""
-        L1, b = len(hs), hs[0].shape[1]
-        t, s_rep, h_last = self._inputs(hs, s, range(L1))
-        with torch.enable_grad():
-            h = torch.cat([z.detach() for z in hs], 1).requires_grad_(True)  # (R, L1*B, d)
-            out = self.aux(h, t, s_rep, h_last)
-            # SB: a_l = J_Gᵀ δ_L, the gradient of <G(h_l), δ_L>; CB: a_l = ∇_h V_φ
-            objective = (out * delta_L.repeat(1, L1, 1)).sum() if self.bridge == "SB" else out.sum()
-            (a,) = torch.autograd.grad(objective, h)
-        return a.view(a.shape[0], L1, b, -1)
-
-    def _credit_and_forward(self, hs: list[Tensor], s: Tensor, delta_L: Tensor) -> tuple[Tensor, dict]:
-        """The bridge's credit (R, L+1, B, d) and the auxiliary net's forward passes that computed it, with
-        their graphs, for :meth:`bridge_aux_loss` to reuse: the auxiliary net has not changed in between
-        (its step comes after the forward net's), so a second forward on the same states would repeat the
-        same arithmetic. SB: one pass over layers 0..L; CB: the bridge-consistency pass over layers 0..L-1
-        and the terminal pass at L, whose input gradient is both the credit at L and the terminal
-        gradient to match."""
+    def _aux_forward(self, hs: list[Tensor], s: Tensor, delta_L: Tensor, credit: bool = True
+                     ) -> tuple[Tensor | None, dict]:
+        """The auxiliary net's forward passes on detached states ``hs``, with their graphs, and (``credit``) the
+        bridge's own credit (R, L+1, B, d) they give. SB: one pass over layers 0..L, ``a_l = J_Gᵀ δ_L`` (the
+        gradient of ``<G(h_l), δ_L>``); CB: the bridge-consistency pass over layers 0..L-1, ``a_l = ∇_h V_φ``, and
+        the terminal pass at L, whose input gradient is both the credit at L and the terminal gradient to match.
+        One function serves the training step (the passes are then reused by :meth:`bridge_aux_loss`: the
+        auxiliary net has not changed in between, its step comes after the forward net's), the per-epoch Γ
+        (passes discarded) and the warmup's auxiliary loss (``credit=False``)."""
         R, b, L1 = hs[0].shape[0], hs[0].shape[1], len(hs)
         if self.bridge == "SB":
             t, s_rep, h_last = self._inputs(hs, s, range(L1))
-            h = torch.cat(hs, 1).requires_grad_(True)  # (R, L1*B, d)
+            h = torch.cat(hs, 1).requires_grad_(credit)  # (R, L1*B, d)
             g = self.aux(h, t, s_rep, h_last)
+            if not credit:
+                return None, {"g": g}
             (a,) = torch.autograd.grad((g * delta_L.repeat(1, L1, 1)).sum(), h, retain_graph=True)
             return a.view(R, L1, b, -1), {"g": g}
-        L = L1 - 1
+        L, tgw = L1 - 1, self.rules[0].tgw
         t, s_rep, h_last = self._inputs(hs, s, range(L))
-        h = torch.cat(hs[:-1], 1).requires_grad_(True)  # (R, L*B, d)
+        h = torch.cat(hs[:-1], 1).requires_grad_(credit)  # (R, L*B, d)
         pred = self.aux(h, t, s_rep, h_last).squeeze(-1)  # (R, L*B)
-        (a_lo,) = torch.autograd.grad(pred.sum(), h, retain_graph=True)
         tL, sL, hlL = self._inputs(hs, s, range(L, L + 1))
         hL = hs[-1].clone().requires_grad_(True)
         vL = self.aux(hL, tL, sL, hlL).squeeze(-1)  # (R, B)
-        (gL,) = torch.autograd.grad(vL.sum(), hL, create_graph=self.rules[0].tgw > 0, retain_graph=True)
-        a = torch.cat([a_lo.view(R, L, b, -1), gL.detach().view(R, 1, b, -1)], 1)
-        return a, {"pred": pred, "vL": vL, "gL": gL}
+        passes = {"pred": pred, "vL": vL, "gL": None}
+        if credit or tgw > 0:
+            (passes["gL"],) = torch.autograd.grad(vL.sum(), hL, create_graph=tgw > 0, retain_graph=True)
+        if not credit:
+            return None, passes
+        (a_lo,) = torch.autograd.grad(pred.sum(), h, retain_graph=True)
+        return torch.cat([a_lo.view(R, L, b, -1), passes["gL"].detach().view(R, 1, b, -1)], 1), passes
+
+    def bridge_credit(self, hs: list[Tensor], s: Tensor, delta_L: Tensor) -> Tensor:
+        """The bridge's own credit (past its warmup) for states ``hs``: (R, L+1, B, d)."""
+        with torch.enable_grad():
+            a, _ = self._aux_forward([z.detach() for z in hs], s, delta_L)
+        return a.detach()
 
     def bridge_aux_loss(self, hs: list[Tensor], s: Tensor, delta_L: Tensor, ce: Tensor,
                         fwd: dict | None = None) -> Tensor:
         """Each replica's auxiliary loss (R,), as ``StateBridge.aux_loss`` / ``CreditBridge.aux_loss``;
-        ``fwd``: the forward passes of :meth:`_credit_and_forward` on the same states, reused."""
+        ``fwd``: the forward passes of :meth:`_aux_forward` on the same states, reused (else run here)."""
         hs = [z.detach() for z in hs]
         L = len(hs) - 1
+        if fwd is None:
+            _, fwd = self._aux_forward(hs, s, delta_L, credit=False)
         if self.bridge == "SB":
-            if fwd is None:
-                t, s_rep, h_last = self._inputs(hs, s, range(L + 1))
-                g = self.aux(torch.cat(hs, 1), t, s_rep, h_last)  # (R, L1*B, d)
-            else:
-                g = fwd["g"]
             target = hs[-1].repeat(1, L + 1, 1)
-            return (g - target).pow(2).mean(dim=(1, 2)) / (target.pow(2).mean(dim=(1, 2)) + 1e-6)
+            return (fwd["g"] - target).pow(2).mean(dim=(1, 2)) / (target.pow(2).mean(dim=(1, 2)) + 1e-6)
         rule = self.rules[0]
         # bridge consistency for l = 0..L-1 against the soft-min of the EMA target at l+1
-        if fwd is None:
-            t, s_rep, h_last = self._inputs(hs, s, range(L))
-            pred = self.aux(torch.cat(hs[:-1], 1), t, s_rep, h_last).squeeze(-1)  # (R, L*B)
-        else:
-            pred = fwd["pred"]
+        pred = fwd["pred"]  # (R, L*B)
         with torch.no_grad():
             t1, s1, hl1 = self._inputs(hs, s, range(1, L + 1))
             nxt = torch.cat(hs[1:], 1)  # (R, L*B, d)
@@ -252,13 +250,7 @@ class ReplicaTrainer:
             target = -rule.lam * (torch.logsumexp(-v_bar / rule.lam, 1) - math.log(rule.k))  # (R, L*B)
         loss = (pred - target).pow(2).mean(1)
         # terminal value and terminal gradient matching at h_L
-        if fwd is None:
-            tL, sL, hlL = self._inputs(hs, s, range(L, L + 1))
-            hL = hs[-1].clone().requires_grad_(True)
-            vL = self.aux(hL, tL, sL, hlL).squeeze(-1)  # (R, B)
-            gL = (torch.autograd.grad(vL.sum(), hL, create_graph=True)[0] if rule.tgw > 0 else None)
-        else:
-            vL, gL = fwd["vL"], fwd["gL"]
+        vL, gL = fwd["vL"], fwd["gL"]
         loss = loss + (vL - ce).pow(2).mean(1)
         if rule.tgw > 0:
             loss = loss + rule.tgw * (gL - delta_L).pow(2).sum(-1).mean(1)
@@ -274,7 +266,7 @@ class ReplicaTrainer:
         if progress < self.cfg.wr:  # DFA warmup: the forward net follows DFA while the bridge net learns
             a = torch.einsum("rldc,rbc->rlbd", self.B, e_T)
         else:
-            a, fwd = self._credit_and_forward([z.detach() for z in hs], s, delta_L)
+            a, fwd = self._aux_forward([z.detach() for z in hs], s, delta_L)
         a = normalise_credit(a, self.cfg.credit_norm).detach()
         b = x.shape[1]
         surrogate = (hs[0] * a[:, 0]).sum() / b
@@ -283,7 +275,7 @@ class ReplicaTrainer:
         self.opt.zero_grad(set_to_none=True)
         (ce.mean(1).sum() + surrogate).backward()
         self.opt.step()
-        aux = self.bridge_aux_loss(hs, s, delta_L, ce.detach(), fwd)
+        aux = self.bridge_aux_loss(hs, s, delta_L, ce.detach(), fwd if self.reuse_aux_forward else None)
         self.aux_opt.zero_grad(set_to_none=True)
         # replicas share no parameters: each gets its own loss's gradient; the reused forward's states
         # require a gradient (the credit's), which this step does not need

@@ -56,6 +56,9 @@ class Experiment:
     run: Callable[[Config, Any], Outcome]  # run(config, device: torch.device) -> Outcome
     chapter: str = ""
     uses_gpu: bool = False  # True: runs on a GPU when there is one, and its gpu rows must come from one
+    # True for a timing experiment (the benches): its runs measure the machine, worker processes of their own
+    # included, so a sweep runs them one at a time with nothing beside them
+    runs_alone: bool = False
     # Optional capability: train same-shaped configs together (``--executor replicas``).
     # group_configs(configs, max_group) -> (groups, configs that run alone); run_group(group, device) -> Outcomes
     group_configs: Callable[[list, int], tuple[list[list], list]] | None = None

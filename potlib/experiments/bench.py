@@ -45,6 +45,7 @@ timing does not depend on the values.
 from __future__ import annotations
 
 import math
+import statistics
 import time
 from dataclasses import dataclass
 from typing import Literal
@@ -273,11 +274,13 @@ class BenchConfig(Config):
     cuda_graph: bool = True  # on CUDA, also time replicas with a captured CUDA graph
     n_test: int = 0  # test examples timed at each epoch end; 0 means the workload's own
     metric_samples: int = 0  # samples of Γ/ρ; 0 means the workload's own (1024)
+    repeats: int = 1  # rounds of every measurement, interleaved; the metrics are medians over rounds
 
     def check(self) -> None:
         r = self.require
         r(self.replicas >= 1, "replicas", "an int >= 1")
         r(self.steps >= 1, "steps", "an int >= 1")
+        r(self.repeats >= 1, "repeats", "an int >= 1")
         r(self.warmup >= 0, "warmup", "an int >= 0")
         r(self.workers >= 0, "workers", "an int >= 0 (0 skips)")
         r(self.n_test >= 0, "n_test", "an int >= 0 (0 means the workload's)")
@@ -302,36 +305,45 @@ def _run(cfg: BenchConfig, w: Workload, device: torch.device) -> Outcome:
     n_test = cfg.n_test or w.n_test
     base = base_config(w, cfg.method, cfg.metric_samples or w.metric_samples)
     data = make_data(w, n_test, device)
-    m: dict = {"device_kind": torch.device(device).type, "steps_per_run": (w.n_train // w.batch_size) * w.epochs}
-
-    t = time_baseline(base, data, device, cfg.steps, cfg.warmup, w.n_classes)
-    m["baseline_runs_per_hour"] = runs_per_hour(w, t)
-    m.update({f"baseline_{k}": v for k, v in t.items()})
-
-    t = time_replicas(base, data, device, cfg.replicas, cfg.steps, cfg.warmup, n_classes=w.n_classes)
-    m["replicas_runs_per_hour"] = runs_per_hour(w, t, cfg.replicas)
-    m.update({f"replicas_{k}": v for k, v in t.items()})
-    m["speedup"] = m["replicas_runs_per_hour"] / m["baseline_runs_per_hour"]
-
-    if cfg.cuda_graph and torch.device(device).type == "cuda":
-        t = time_replicas(base, data, device, cfg.replicas, cfg.steps, max(cfg.warmup, 4), cuda_graph=True,
-                                n_classes=w.n_classes)
-        m["graph_runs_per_hour"] = runs_per_hour(w, t, cfg.replicas)
-        m.update({f"graph_{k}": v for k, v in t.items()})
-        m["graph_speedup"] = m["graph_runs_per_hour"] / m["baseline_runs_per_hour"]
-
+    cuda = torch.device(device).type == "cuda"
+    per = cfg.replicas // cfg.workers if cfg.workers else 0  # replicas per worker process, for "both"
+    # each arm: () -> (timings of one group, runs in that group); "workers" reuses its round's baseline
+    # epoch-end and final costs (every worker runs the baseline loop)
+    arms = {
+        "baseline": lambda: (time_baseline(base, data, device, cfg.steps, cfg.warmup, w.n_classes), 1),
+        "replicas": lambda: (time_replicas(base, data, device, cfg.replicas, cfg.steps, cfg.warmup,
+                                           n_classes=w.n_classes), cfg.replicas),
+    }
+    if cfg.cuda_graph and cuda:
+        arms["graph"] = lambda: (time_replicas(base, data, device, cfg.replicas, cfg.steps, max(cfg.warmup, 4),
+                                               cuda_graph=True, n_classes=w.n_classes), cfg.replicas)
     if cfg.workers > 0:
-        step = time_workers(base, cfg.workload, n_test, device, cfg.workers, cfg.steps, cfg.warmup)
-        tw = {"step_s": step, "epoch_end_s": m["baseline_epoch_end_s"], "final_s": m["baseline_final_s"]}
-        m["workers_runs_per_hour"] = runs_per_hour(w, tw, cfg.workers)
-        m["workers_step_s"] = step
-        m["workers_speedup"] = m["workers_runs_per_hour"] / m["baseline_runs_per_hour"]
-        if cfg.replicas >= cfg.workers:  # both: each process trains its share of the replicas as one group
-            per = cfg.replicas // cfg.workers
-            t = time_workers(base, cfg.workload, n_test, device, cfg.workers, cfg.steps, cfg.warmup, per)
-            m["workers_replicas_runs_per_hour"] = runs_per_hour(w, t, per * cfg.workers)
-            m.update({f"workers_replicas_{k}": v for k, v in t.items()})
-            m["workers_replicas_speedup"] = m["workers_replicas_runs_per_hour"] / m["baseline_runs_per_hour"]
+        arms["workers"] = lambda: ({"step_s": time_workers(base, cfg.workload, n_test, device, cfg.workers,
+                                                           cfg.steps, cfg.warmup)}, cfg.workers)
+        if per:  # both: each process trains its share of the replicas as one group
+            arms["workers_replicas"] = lambda: (time_workers(base, cfg.workload, n_test, device, cfg.workers,
+                                                             cfg.steps, cfg.warmup, per), per * cfg.workers)
+    # rounds interleave the arms (ABC, CBA, ABC, ...): a slow spell of a shared machine lands on every arm
+    # alike, and each round's ratios compare measurements minutes apart
+    rounds: dict[str, list[dict[str, float]]] = {k: [] for k in arms}
+    runs: dict[str, int] = {}
+    for i in range(cfg.repeats):
+        for k in (list(arms) if i % 2 == 0 else list(reversed(arms))):
+            t, runs[k] = arms[k]()
+            rounds[k].append(t)
+    if "workers" in rounds:
+        for t, b in zip(rounds["workers"], rounds["baseline"]):
+            t.update(epoch_end_s=b["epoch_end_s"], final_s=b["final_s"])
+    rph = {k: [runs_per_hour(w, t, runs[k]) for t in ts] for k, ts in rounds.items()}
+    m: dict = {"device_kind": torch.device(device).type, "steps_per_run": (w.n_train // w.batch_size) * w.epochs,
+               "repeats": cfg.repeats}
+    for k, ts in rounds.items():
+        m[f"{k}_runs_per_hour"] = statistics.median(rph[k])
+        m.update({f"{k}_{part}": statistics.median(t[part] for t in ts) for part in ts[0]})
+        if k != "baseline":  # the median of each round's ratio to that round's baseline
+            name = "speedup" if k == "replicas" else f"{k}_speedup"
+            ratios = [a / b for a, b in zip(rph[k], rph["baseline"])]
+            m[name], m[f"{name}_rounds"] = statistics.median(ratios), ratios
     return Outcome(m, dataset=f"synthetic data of the {cfg.workload} shapes (timing only)")
 
 
@@ -341,12 +353,14 @@ def _smoke() -> list[Config]:
 
 def _cpu() -> list[Config]:
     # the ladder grid's replica group: 4 α x 3 seeds of one (rule, depth); two 1-thread workers, one per core.
-    # 400 timed steps (2-20 s a measurement): with 50, a DFA window of 0.2 s let one hiccup of the shared
-    # machine move a ratio by 2x between reruns
-    ladder = [BenchConfig(workload="ladder_L4", method=m, replicas=12, steps=400, warmup=5, workers=2, cuda_graph=False)
+    # Three interleaved rounds of 200 timed steps (1-20 s a measurement), medians: single measurements of rows
+    # that a sweep ran two at a time (1268e76) put two workers anywhere from 0.88x to 2.75x one run alone
+    ladder = [BenchConfig(workload="ladder_L4", method=m, replicas=12, steps=200, warmup=5, workers=2, cuda_graph=False,
+                          repeats=3)
               for m in ("BP", "DFA", "SB", "CB")]
     # the CIFAR-10 grid at L = 12 (one seed per rule and depth: BP and DFA share a group of 2, a bridge runs alone)
-    cifar = [BenchConfig(workload="cifar_L12", method=m, replicas=2, steps=20, warmup=3, workers=2, cuda_graph=False)
+    cifar = [BenchConfig(workload="cifar_L12", method=m, replicas=2, steps=20, warmup=3, workers=2, cuda_graph=False,
+                         repeats=3)
              for m in ("BP", "CB")]
     return ladder + cifar
 
@@ -364,4 +378,5 @@ EXPERIMENT = Experiment(
     run=run,
     chapter="",
     uses_gpu=True,
+    runs_alone=True,
 )

@@ -167,4 +167,5 @@ EXPERIMENT = Experiment(
     profiles={"smoke": _smoke, "cpu": _cpu},
     run=run,
     chapter="",
+    runs_alone=True,
 )
