@@ -51,7 +51,10 @@ GPU_GROUP_SIZE = 64
 # runs alone (the bridges: 1.9x / 2.0x against 1.8x / 2.2x, within the noise); CIFAR-10's cpu grid, one seed per rule
 # and depth, makes groups of one or two runs, and two replicas in one process ran 0.96x (BP) and 0.88x (CB) the rate
 # of one run at a time (two workers training one-run groups: 1.65x / 1.54x against 1.95x / 1.77x). Sizes between 2
-# and 12 were not measured; the bound sits between them.
+# and 12 were not measured; the bound sits between them. Remeasured with each bench row alone on the machine and three
+# interleaved rounds (medians; 2026-12-01): ladder groups of 12 on two workers BP 2.6x, DFA 2.7x, SB 2.2x, CB 2.1x one
+# at a time (two workers training runs alone: 1.7x, 2.0x, 1.8x, 1.8x); CIFAR-10, two replicas in one process: 0.89x
+# (BP), 0.86x (CB).
 CPU_MIN_MEAN_GROUP = 6
 
 

@@ -210,10 +210,9 @@ def tune_allocator() -> bool:
     to 32 MiB come from the heap, which is trimmed only above 1 GiB free and grows 256 MiB at a time.
     Measured on the 2-core machine, three runs each, alternating: stacked CB steps (6 replicas, L = 4)
     166 -> 137 ms (1.21x), system time 1.0-1.3 s -> 0.4 s a run; HRM-chapter steps (d = 64) unchanged
-    within noise. Only
-    how memory is recycled changes, so every number a run computes is the same. The settings go into
-    the environment as well (``MALLOC_*_``, read at start-up), so worker processes start with them;
-    values already set there are kept. ``POTLIB_TUNE_MALLOC=0`` leaves the allocator alone. Returns
+    within noise. Only how memory is recycled changes, so every number a run computes is the same. The
+    settings go into the environment as well (``MALLOC_*_``, read at start-up), so worker processes start
+    with them; values already set there are kept. ``POTLIB_TUNE_MALLOC=0`` leaves the allocator alone. Returns
     whether this process was tuned (False off Linux/glibc).
     """
     if os.environ.get("POTLIB_TUNE_MALLOC", "1") == "0":

@@ -88,6 +88,12 @@ def test_act_rules_read_hrms_protocol():
     assert hrm.inference_scaling(act_rows((0.5, 0.6), (0.5, 0.6), (1.4, 1.8), -0.2)).verdict == "differs"
     tab = hrm.act_table(act_rows((0.5, 0.6), (0.49, 0.6), (1.4, 1.8), 0.2))
     assert list(tab["M_max"]) == [2, 4] and tab["act_train_steps"].tolist() == [1.4, 1.8]
+    assert "within the rule's 90% at every" in hrm_text.act_rule_text(tab)
+    # the committed rows' pattern: level accuracy, but 92% of M_max = 4 segments is not "fewer"
+    over = hrm.act_table(act_rows((0.10, 0.046), (0.107, 0.053), (1.74, 3.66), 0.0))
+    assert hrm.act_fewer_steps(act_rows((0.10, 0.046), (0.107, 0.053), (1.74, 3.66), 0.0)).verdict == "differs"
+    assert "3.66 segments per puzzle at $M_\\max = 4$ (92% of it): above the rule's 90% at $M_\\max$ = 4" in \
+        hrm_text.act_rule_text(over)
 
 
 def test_a_diverged_run_ends_pending_with_its_own_verdict():
@@ -224,7 +230,10 @@ def test_original_choices_text_follows_the_rows():
 def test_reset_text_reads_the_residuals():
     # z_H updated after steps 2 and 4: z_L's update jumps at step 3 and 5 and the trace ends at 1e-3 of the first
     text = hrm_text.reset_text([1.0, 0.1, 0.3, 0.01, 0.02, 0.001], [2, 4, 6])
-    assert "grows again right after 2 of the 2 z_H updates" in text and "reset pattern" in text
+    assert "grows again right after 2 of the 2 $z_H$ updates" in text and "reset pattern" in text
+    assert "(by a factor of 2.00 to 3.00)" in text and "weak form" not in text  # 0.3/0.1 and 0.02/0.01
+    weak = hrm_text.reset_text([1.0, 0.1, 0.11, 0.01, 0.0102, 0.001], [2, 4, 6])
+    assert "reset pattern of the paper's Fig. 3, in a weak form (median jump 1.06x)" in weak
     assert "falls to 0.001 of its first" in text and "do not keep the computation active" in text
     flat = hrm_text.reset_text([1.0, 0.9, 0.8, 0.9, 0.8, 0.7], [2, 4])
     assert "right after 0 of the 2" in flat and "reset pattern" not in flat and "stays active" in flat

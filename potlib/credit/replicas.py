@@ -9,7 +9,8 @@ replica's credit); SB and CB train in groups of one method, their auxiliary net 
 (:mod:`potlib.credit.stacked`) with one Adam; past the warmup the auxiliary loss reuses the forward passes that
 computed the credit (``ReplicaTrainer._aux_forward``; bit for bit the same step, tested); CB's noise comes from one
 generator per replica holding the RNG state its run alone would have. VF has no replica path. Final Γ/ρ unstack
-each replica into a ResMLP for ``credit_metrics``. ``cuda_graph=True`` (CUDA only) replays a captured step after three eager ones.
+each replica into a ResMLP for ``credit_metrics``. ``cuda_graph=True`` (CUDA only) replays a captured step after
+three eager ones.
 Sweeps: :func:`replica_groups` splits a grid (``seed``, ``method``, ``alpha`` may differ in a group) and
 :func:`run_group` writes one row per config (``provenance.replica_group = R``, wall = group wall / R);
 ``--executor replicas`` uses them. Timings: ``python -m potlib bench --workload ladder_L4 --replicas 16``.
