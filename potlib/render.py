@@ -89,9 +89,13 @@ def caption(text: str, *frames: pd.DataFrame) -> str:
 _LINK = re.compile(r"(\[[^\]]*\]\([^)]*\))")
 
 
+_MATH = re.compile(r"(\$[^$]+\$)")  # inline math: TeX reads "\_" as a literal underscore, so it stays unescaped
+
+
 def _escape(text: str, links: bool) -> str:
     def esc(part: str) -> str:
-        return part.replace("|", "\\|").replace("_", "\\_").replace("*", "\\*")
+        return "".join(p if _MATH.fullmatch(p) else p.replace("|", "\\|").replace("_", "\\_").replace("*", "\\*")
+                       for p in _MATH.split(part))
 
     if not links:
         return esc(text)

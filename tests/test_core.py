@@ -306,6 +306,16 @@ def test_page_tables_keep_the_digits_they_were_given_and_align_numbers_right():
     assert [c[0] + c[-1] for c in rule.split("|")[1:-1]] == ["-:", ":-", "-:"]  # right, left, right
 
 
+def test_page_tables_leave_inline_math_unescaped():
+    """TeX reads an escaped underscore as a literal one: "$z\\_H$" would print z_H, not a subscript."""
+    import pandas as pd
+
+    from potlib import render
+
+    table = render.markdown_table(pd.DataFrame({"$M_\\max$": [2], "state": ["ratio $z_H / z_L$ of a_b"]}))
+    assert "$M_\\max$" in table and "ratio $z_H / z_L$ of a\\_b" in table
+
+
 def test_column_formatter_and_published_markers_are_one_style():
     import matplotlib
 
