@@ -173,10 +173,10 @@ def test_unsolved_rungs_names_them():
 
 def test_act_text_follows_the_rows():
     text = hrm_text.act_text(act_rows((0.5, 0.6), (0.49, 0.3), (1.4, 1.8), 0.2))
-    assert "at M_max = 2 ACT trains with 1.40 segments per puzzle (70% of M_max) and is level with fixed M = 2" in text
-    assert "at M_max = 4 ACT trains with 1.80 segments per puzzle (45% of M_max) and is behind fixed M = 4" in text
-    assert "the model trained at M_max = 2 goes from 0.490 after 2 segments to 0.690 after 8 (a gain" in text
-    assert "Q-head at test time as well, the M_max = 2 model uses 1.40 segments and solves 0.490" in text
+    assert "at $M_\\max = 2$ ACT trains with 1.40 segments per puzzle (70% of $M_\\max$) and is level with fixed $M = 2$" in text
+    assert "at $M_\\max = 4$ ACT trains with 1.80 segments per puzzle (45% of $M_\\max$) and is behind fixed $M = 4$" in text
+    assert "the model trained at $M_\\max = 2$ goes from 0.490 after 2 segments to 0.690 after 8 (a gain" in text
+    assert "Q-head at test time as well, the $M_\\max = 2$ model uses 1.40 segments and solves 0.490" in text
     assert "(a loss" in hrm_text.act_text(act_rows((0.5, 0.6), (0.5, 0.6), (1.4, 1.8), -0.2))
     assert hrm_text.act_text(act_rows((0.5, 0.6), (0.5, 0.6), (1.4, 1.8), 0.2).iloc[:0]) == ""
 
@@ -184,9 +184,9 @@ def test_act_text_follows_the_rows():
 def test_act_text_with_the_act_runs_only():
     rows = act_rows((0.5, 0.6), (0.49, 0.3), (1.4, 1.8), 0.2)
     text = hrm_text.act_text(rows[rows["act"] == True])  # noqa: E712  the fixed-M runs not yet made
-    assert "at M_max = 2 HRM trains with 1.40 segments per puzzle (70% of M_max)" in text
+    assert "at $M_\\max = 2$ HRM trains with 1.40 segments per puzzle (70% of $M_\\max$)" in text
     assert "fixed-M runs to compare with are not in this edition" in text
-    assert "the model trained at M_max = 4 goes from 0.300 after 4 segments to 0.500 after 8" in text
+    assert "the model trained at $M_\\max = 4$ goes from 0.300 after 4 segments to 0.500 after 8" in text
     assert hrm.inference_scaling(rows[rows["act"] == True]).verdict == "reproduced"  # noqa: E712
 
 
@@ -202,7 +202,7 @@ def test_act_text_names_the_gpu_grid():
     from potlib.sweep import grid_frame
 
     text = hrm_text.act_text(act_rows((0.5, 0.6), (0.49, 0.3), (1.4, 1.8), 0.2), grid_frame("hrm_act", "gpu"))
-    assert "The `gpu` grid trains fixed M and ACT at M_max = 2, 4, 8 at d = 256" in text
+    assert "The `gpu` grid trains fixed $M$ and ACT at $M_\\max$ = 2, 4, 8 at d = 256" in text
     assert "evaluated with up to 16 segments" in text
 
 

@@ -220,20 +220,20 @@ def act_text(rows: pd.DataFrame, gpu_grid: pd.DataFrame | None = None) -> str:
     parts = []
     for r in pairs.itertuples():
         err = noise(r.act_exact, r.fixed_exact, n, n)
-        parts.append(f"at M_max = {r.M_max} ACT trains with {r.act_train_steps:.2f} segments per puzzle "
-                     f"({r.act_train_steps / r.M_max:.0%} of M_max) and is {_versus(r.act_exact - r.fixed_exact, err)} "
-                     f"fixed M = {r.M_max} ({r.act_exact:.3f} vs {r.fixed_exact:.3f}, noise ±{err:.3f})")
+        parts.append(f"at $M_\\max = {r.M_max}$ ACT trains with {r.act_train_steps:.2f} segments per puzzle "
+                     f"({r.act_train_steps / r.M_max:.0%} of $M_\\max$) and is {_versus(r.act_exact - r.fixed_exact, err)} "
+                     f"fixed $M = {r.M_max}$ ({r.act_exact:.3f} vs {r.fixed_exact:.3f}, noise ±{err:.3f})")
     if parts:
         out.append(f"With ACT, {'; '.join(parts)}.")
     elif len(tab.dropna(subset=["act_train_steps"])):
         out.append("With ACT, " + "; ".join(
-            f"at M_max = {r.M_max} HRM trains with {r.act_train_steps:.2f} segments per puzzle "
-            f"({r.act_train_steps / r.M_max:.0%} of M_max)" for r in tab.dropna(subset=["act_train_steps"]).itertuples())
+            f"at $M_\\max = {r.M_max}$ HRM trains with {r.act_train_steps:.2f} segments per puzzle "
+            f"({r.act_train_steps / r.M_max:.0%} of $M_\\max$)" for r in tab.dropna(subset=["act_train_steps"]).itertuples())
             + " (the fixed-M runs to compare with are not in this edition).")
     halt = tab.dropna(subset=["act_halting_exact", "act_halting_steps"]) if len(tab) else tab
     if len(halt):
         out.append("Halting by the Q-head at test time as well, " + "; ".join(
-            f"the M_max = {r.M_max} model uses {r.act_halting_steps:.2f} segments and solves {r.act_halting_exact:.3f}"
+            f"the $M_\\max = {r.M_max}$ model uses {r.act_halting_steps:.2f} segments and solves {r.act_halting_exact:.3f}"
             for r in halt.itertuples()) + ".")
     act = ok[ok["act"] == True]  # noqa: E712  (a bool column)
     evals = sorted(int(c.removeprefix("exact_at_M")) for c in act.columns if c.startswith("exact_at_M"))
@@ -245,7 +245,7 @@ def act_text(rows: pd.DataFrame, gpu_grid: pd.DataFrame | None = None) -> str:
             continue
         a, b = float(r[f"exact_at_M{m}"]), float(r[f"exact_at_M{more[-1]}"])
         err = noise(a, b, n, n)
-        scaled.append(f"the model trained at M_max = {m} goes from {a:.3f} after {m} segments to {b:.3f} after "
+        scaled.append(f"the model trained at $M_\\max = {m}$ goes from {a:.3f} after {m} segments to {b:.3f} after "
                       f"{more[-1]} ({_versus(b - a, err, 'a gain', 'a loss', 'within the noise')}, ±{err:.3f})")
     if scaled:
         out.append(f"Given more segments at inference, {'; '.join(scaled)}.")
@@ -255,11 +255,11 @@ def act_text(rows: pd.DataFrame, gpu_grid: pd.DataFrame | None = None) -> str:
     if gpu_grid is not None and len(gpu_grid):
         g = gpu_grid
         m_max = ", ".join(map(str, sorted(g["halt_max_steps"].unique())))
-        out.append(f"The `gpu` grid trains fixed M and ACT at M_max = {m_max} "
+        out.append(f"The `gpu` grid trains fixed $M$ and ACT at $M_\\max$ = {m_max} "
                    f"at d = {int(g['hidden_size'].max())} on {int(g['n_train'].max()):,} hard puzzles x "
                    f"{int(g['n_aug'].max())} augmentations for {int(g['train_steps'].max()):,} steps of batch "
                    f"{int(g['batch_size'].max())}, evaluated with up to {max(max(e) for e in g['eval_M'])} segments "
-                   "(the paper's Fig. 5 trains to M_max = 8 and evaluates to 16).")
+                   "(the paper's Fig. 5 trains to $M_\\max = 8$ and evaluates to 16).")
     return " ".join(out)
 
 
