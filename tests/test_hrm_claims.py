@@ -92,7 +92,7 @@ def test_act_rules_read_hrms_protocol():
     # the committed rows' pattern: level accuracy, but 92% of M_max = 4 segments is not "fewer"
     over = hrm.act_table(act_rows((0.10, 0.046), (0.107, 0.053), (1.74, 3.66), 0.0))
     assert hrm.act_fewer_steps(act_rows((0.10, 0.046), (0.107, 0.053), (1.74, 3.66), 0.0)).verdict == "differs"
-    assert "3.66 segments per puzzle at $M_\\max = 4$ (92% of it): above the rule's 90% at $M_\\max$ = 4" in \
+    assert "3.66 segments per puzzle at $M_\\max = 4$ (92% of it): above the rule's 90% at $M_\\max = 4$, which alone" in \
         hrm_text.act_rule_text(over)
 
 

@@ -200,9 +200,9 @@ def act_rule_text(tab: pd.DataFrame) -> str:
     over = [int(m) for m, f in zip(t["M_max"], share) if f > ACT_SEGMENTS]
     if not over:
         return f"Ours trains with {each}: within the rule's {ACT_SEGMENTS:.0%} at every $M_\\max$."
-    return (f"Ours trains with {each}: above the rule's {ACT_SEGMENTS:.0%} at $M_\\max$ = "
-            f"{', '.join(map(str, over))}, which alone makes the verdict 'differs', whatever the accuracy. The saving "
-            "in segments is what our ACT does not show at this budget.")
+    where = " and ".join(f"$M_\\max = {m}$" for m in over)
+    return (f"Ours trains with {each}: above the rule's {ACT_SEGMENTS:.0%} at {where}, which alone makes the verdict "
+            "'differs', whatever the accuracy. The saving in segments is what our ACT does not show at this budget.")
 
 
 def act_text(rows: pd.DataFrame, gpu_grid: pd.DataFrame | None = None) -> str:
