@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from potlib.claims.core import finite, noise
-from potlib.claims.hrm import (ACT_SEGMENTS, act_table, compare, depth_width_axes, equal_size_twin, level_accuracy,
+from potlib.claims.hrm import (ACT_SEGMENTS, act_segments_over, act_table, compare, depth_width_axes, equal_size_twin, level_accuracy,
                                matched_pairs, n_test_puzzles, ok_rows, paper_crossover, pick)
 from potlib.hrm_train import layers_computed
 
@@ -197,7 +197,7 @@ def act_rule_text(tab: pd.DataFrame) -> str:
     share = t["act_train_steps"] / t["M_max"]
     each = " and ".join(f"{x:.2f} segments per puzzle at $M_\\max = {m}$ ({f:.0%} of it)"
                         for x, m, f in zip(t["act_train_steps"], t["M_max"], share))
-    over = [int(m) for m, f in zip(t["M_max"], share) if f > ACT_SEGMENTS]
+    over = act_segments_over(t)
     if not over:
         return f"Ours trains with {each}: within the rule's {ACT_SEGMENTS:.0%} at every $M_\\max$."
     where = " and ".join(f"$M_\\max = {m}$" for m in over)
