@@ -18,6 +18,7 @@ def test_bench_hrm_smoke_profile_end_to_end(tmp_path):
     m = row["metrics"]
     assert m["baseline_step_s"] > 0 and m["eval_s"] > 0 and m["baseline_runs_per_hour"] > 0
     assert "synthetic" in row["provenance"]["dataset"]
+    assert row["provenance"]["device"].endswith(", 1 thread)")  # its timed runs' thread count, not the sweep's
 
 
 def test_bench_hrm_times_workers_and_the_compiled_blocks():

@@ -28,6 +28,7 @@ real shapes (81 cells, 10 symbols): timing does not depend on the values.
 from __future__ import annotations
 
 import time
+import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
@@ -115,7 +116,7 @@ def run(cfg: HRMBenchConfig, device: torch.device) -> Outcome:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # one thread per run: the sweeps' arrangement on a CPU
     try:
-        return _run(cfg)
+        return dataclasses.replace(_run(cfg), threads=1)
     finally:
         torch.set_num_threads(threads)
 
