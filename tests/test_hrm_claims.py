@@ -181,6 +181,17 @@ def test_act_text_follows_the_rows():
     assert hrm_text.act_text(act_rows((0.5, 0.6), (0.5, 0.6), (1.4, 1.8), 0.2).iloc[:0]) == ""
 
 
+def test_fixed_m_across_m_max_is_set_beside_the_paper():
+    """The committed rows' pattern: fixed M = 4 below fixed M = 2 where the paper's fixed M gains; the text says so
+    and names the likely cause (half as many puzzles in as many steps) as unverified."""
+    text = hrm_text.act_text(act_rows((0.10, 0.046), (0.107, 0.053), (1.74, 3.66), 0.0), paper_fixed={2: 92.4, 4: 97.4})
+    assert "Fixed $M = 4$ solves 0.046, below fixed $M = 2$ (0.100, noise ±" in text
+    assert "the paper's fixed $M$ gains with more segments (92.4% to 97.4%)" in text
+    assert "trains on half as many puzzles as $M = 2$: a likely cause, which these rows do not isolate" in text
+    level = hrm_text.act_text(act_rows((0.10, 0.11), (0.107, 0.053), (1.74, 3.66), 0.0))
+    assert "Fixed $M = 4$ solves 0.110, level with fixed $M = 2$" in level and "likely cause" not in level
+
+
 def test_act_text_with_the_act_runs_only():
     rows = act_rows((0.5, 0.6), (0.49, 0.3), (1.4, 1.8), 0.2)
     text = hrm_text.act_text(rows[rows["act"] == True])  # noqa: E712  the fixed-M runs not yet made

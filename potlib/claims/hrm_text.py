@@ -205,11 +205,35 @@ def act_rule_text(tab: pd.DataFrame) -> str:
             "'differs', whatever the accuracy. The saving in segments is what our ACT does not show at this budget.")
 
 
-def act_text(rows: pd.DataFrame, gpu_grid: pd.DataFrame | None = None) -> str:
+def fixed_m_text(tab: pd.DataFrame, n: int, paper_fixed: dict[int, float] | None = None) -> str:
+    """Fixed M at the largest M_max against fixed M at the smallest (``act_table``; ``n`` test puzzles each), beside
+    the paper's fixed-M accuracies in % (``paper_fixed``, by M); '' with fewer than two fixed-M rows. When more
+    segments score lower, names the likely cause: at equal training steps a puzzle stays in the batch for M of them."""
+    t = tab.dropna(subset=["fixed_exact"]).sort_values("M_max") if len(tab) else tab
+    if len(t) < 2:
+        return ""
+    lo, hi = t.iloc[0], t.iloc[-1]
+    m_lo, m_hi = int(lo["M_max"]), int(hi["M_max"])
+    gap, err = hi["fixed_exact"] - lo["fixed_exact"], noise(hi["fixed_exact"], lo["fixed_exact"], n, n)
+    out = (f"Fixed $M = {m_hi}$ solves {hi['fixed_exact']:.3f}, {_versus(gap, err, 'above', 'below', 'level with')} "
+           f"fixed $M = {m_lo}$ ({lo['fixed_exact']:.3f}, noise ±{err:.3f})")
+    paper_fixed = paper_fixed or {}
+    if m_lo in paper_fixed and m_hi in paper_fixed:
+        trend = "gains" if paper_fixed[m_hi] > paper_fixed[m_lo] else "does not gain"
+        out += f"; the paper's fixed $M$ {trend} with more segments ({paper_fixed[m_lo]:g}% to {paper_fixed[m_hi]:g}%)"
+    if gap < -err:
+        share = {2: "half", 4: "a quarter"}.get(m_hi // m_lo if m_hi % m_lo == 0 else 0, f"{m_lo}/{m_hi}")
+        out += (f". Training runs one segment per step and a puzzle stays in the batch for all $M$ of its segments, so in "
+                f"the same number of steps fixed $M = {m_hi}$ trains on {share} as many puzzles as $M = {m_lo}$: a likely "
+                "cause, which these rows do not isolate")
+    return out + "."
+
+
+def act_text(rows: pd.DataFrame, gpu_grid: pd.DataFrame | None = None, paper_fixed: dict[int, float] | None = None) -> str:
     """'What the rows show' for Fig. 5: at each M_max, ACT's training segments and exact accuracy against fixed M
-    (while the fixed-M runs are missing, the segments alone); halting at test time; and each ACT model run for more
-    segments than it trained with; what the ``gpu`` grid (its configs, if given) would add. '' while the grid has no
-    finished run."""
+    (while the fixed-M runs are missing, the segments alone); fixed M across M_max (:func:`fixed_m_text`, beside the
+    paper's ``paper_fixed`` %); halting at test time; and each ACT model run for more segments than it trained with;
+    what the ``gpu`` grid (its configs, if given) would add. '' while the grid has no finished run."""
     ok = ok_rows(rows)
     if not len(ok):
         return ""
@@ -225,6 +249,8 @@ def act_text(rows: pd.DataFrame, gpu_grid: pd.DataFrame | None = None) -> str:
                      f"fixed $M = {r.M_max}$ ({r.act_exact:.3f} vs {r.fixed_exact:.3f}, noise ±{err:.3f})")
     if parts:
         out.append(f"With ACT, {'; '.join(parts)}.")
+    if fixed := fixed_m_text(tab, n, paper_fixed):
+        out.append(fixed)
     elif len(tab.dropna(subset=["act_train_steps"])):
         out.append("With ACT, " + "; ".join(
             f"at $M_\\max = {r.M_max}$ HRM trains with {r.act_train_steps:.2f} segments per puzzle "
