@@ -190,6 +190,9 @@ def test_fixed_m_across_m_max_is_set_beside_the_paper():
     assert "trains on half as many puzzles as $M = 2$: a likely cause, which these rows do not isolate" in text
     level = hrm_text.act_text(act_rows((0.10, 0.11), (0.107, 0.053), (1.74, 3.66), 0.0))
     assert "Fixed $M = 4$ solves 0.110, level with fixed $M = 2$" in level and "likely cause" not in level
+    rows = act_rows((0.10, 0.046), (0.107, 0.053), (1.74, 3.66), 0.0)
+    one = hrm_text.act_text(rows[rows["halt_max_steps"] == 2])  # one M_max: nothing to set fixed M against
+    assert one.count("With ACT") == 1 and "Fixed $M" not in one
 
 
 def test_act_text_with_the_act_runs_only():

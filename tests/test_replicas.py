@@ -290,7 +290,7 @@ def test_bench_epoch_end_is_the_median_of_three_calls(monkeypatch):
     from potlib.experiments import bench
 
     clock = iter([0.0, 1.0, 10.0, 19.0, 20.0, 22.0])  # three calls of 1 s, 9 s and 2 s
-    monkeypatch.setattr(bench.time, "perf_counter", lambda: next(clock))
+    monkeypatch.setattr(bench.time, "perf_counter", lambda: next(clock))  # pytest keeps its own reference
     calls = []
     assert bench.median_seconds(lambda: calls.append(1), torch.device("cpu")) == 2.0
     assert len(calls) == bench.EPOCH_END_CALLS == 3

@@ -249,13 +249,13 @@ def act_text(rows: pd.DataFrame, gpu_grid: pd.DataFrame | None = None, paper_fix
                      f"fixed $M = {r.M_max}$ ({r.act_exact:.3f} vs {r.fixed_exact:.3f}, noise ±{err:.3f})")
     if parts:
         out.append(f"With ACT, {'; '.join(parts)}.")
-    if fixed := fixed_m_text(tab, n, paper_fixed):
-        out.append(fixed)
     elif len(tab.dropna(subset=["act_train_steps"])):
         out.append("With ACT, " + "; ".join(
             f"at $M_\\max = {r.M_max}$ HRM trains with {r.act_train_steps:.2f} segments per puzzle "
             f"({r.act_train_steps / r.M_max:.0%} of $M_\\max$)" for r in tab.dropna(subset=["act_train_steps"]).itertuples())
             + " (the fixed-M runs to compare with are not in this edition).")
+    if fixed := fixed_m_text(tab, n, paper_fixed):
+        out.append(fixed)
     halt = tab.dropna(subset=["act_halting_exact", "act_halting_steps"]) if len(tab) else tab
     if len(halt):
         out.append("Halting by the Q-head at test time as well, " + "; ".join(
