@@ -261,7 +261,8 @@ def act_fewer_steps(rows: pd.DataFrame, grid: pd.DataFrame | None = None) -> Cla
                            "rule (HRM's protocol: evaluation runs M_max segments; compute steps are the segments used "
                            f"in training): at every M_max, ACT uses ≤ {ACT_SEGMENTS:g} M_max segments on average and its "
                            "exact accuracy is within the noise of fixed M = M_max: reproduced; ≤ "
-                           f"{ACT_SEGMENTS:g} M_max segments and at most {ACT_GAP:.0%} behind: trend reproduced; "
+                           f"{ACT_SEGMENTS:g} M_max segments and at most {ACT_GAP * 100:g} points of exact accuracy behind: trend "
+                           "reproduced; "
                            "otherwise differs")
 
 
