@@ -254,14 +254,15 @@ def act_fewer_steps(rows: pd.DataFrame, grid: pd.DataFrame | None = None) -> Cla
     gaps = [(f - a, noise(f, a, n, n)) for f, a in zip(tab["fixed_exact"], tab["act_exact"])]
     verdict = ("reproduced" if fewer and all(g <= nz for g, nz in gaps) else
                "trend reproduced" if fewer and all(g <= ACT_GAP for g, _ in gaps) else "differs")
-    ours = "; ".join(f"M_max={r.M_max}: ACT {r.act_train_steps:.2f} segments ({r.act_train_steps / r.M_max:.2f} M_max), "
+    ours = "; ".join(f"$M_\\max = {r.M_max}$: ACT {r.act_train_steps:.2f} segments "
+                     f"(${r.act_train_steps / r.M_max:.2f}\\,M_\\max$), "
                      f"exact {r.act_exact:.3f} vs fixed "
                      f"{r.fixed_exact:.3f}" for r in tab.itertuples())
     return published_claim(cid, ours, verdict,
-                           "rule (HRM's protocol: evaluation runs M_max segments; compute steps are the segments used "
-                           f"in training): at every M_max, ACT uses ≤ {ACT_SEGMENTS:g} M_max segments on average and its "
-                           "exact accuracy is within the noise of fixed M = M_max: reproduced; ≤ "
-                           f"{ACT_SEGMENTS:g} M_max segments and at most {ACT_GAP * 100:g} points of exact accuracy behind: trend "
+                           "rule (HRM's protocol: evaluation runs $M_\\max$ segments; compute steps are the segments "
+                           f"used in training): at every $M_\\max$, ACT uses ≤ ${ACT_SEGMENTS:g}\\,M_\\max$ segments on "
+                           "average and its exact accuracy is within the noise of fixed $M = M_\\max$: reproduced; ≤ "
+                           f"${ACT_SEGMENTS:g}\\,M_\\max$ segments and at most {ACT_GAP * 100:g} points of exact accuracy behind: trend "
                            "reproduced; "
                            "otherwise differs")
 
@@ -285,15 +286,15 @@ def inference_scaling(rows: pd.DataFrame, grid: pd.DataFrame | None = None) -> C
         n = n_test_puzzles(r)
         gains += b - a > noise(a, b, n, n)
         losses += a - b > noise(a, b, n, n)
-        parts.append(f"trained M_max={m}: {a:.3f} after {m} segments, {b:.3f} after {top}")
+        parts.append(f"trained at $M_\\max = {m}$: {a:.3f} after {m} segments, {b:.3f} after {top}")
     if not parts:
         return published_claim(cid, "", "pending", "")
     if (act[[f"exact_at_M{e}" for e in evals]] < 0.01).all().all():
-        return published_claim(cid, "exact accuracy ≤ 0.01 at every M_max", *FLOOR)
+        return published_claim(cid, "exact accuracy ≤ 0.01 at every $M_\\max$", *FLOOR)
     verdict = "reproduced" if gains == len(parts) else "trend reproduced" if gains and not losses else "differs"
     return published_claim(cid, "; ".join(parts), verdict,
                            "rule: exact accuracy after the largest evaluated number of segments above that after the "
-                           "training M_max beyond the noise, for every ACT model: reproduced; for some, none worse: "
+                           "training $M_\\max$ beyond the noise, for every ACT model: reproduced; for some, none worse: "
                            "trend reproduced; otherwise differs")
 
 
@@ -306,10 +307,10 @@ def participation_ratio(rows: pd.DataFrame, grid: pd.DataFrame | None = None) ->
     trained, untrained = r["pr_zH_trained"] / r["pr_zL_trained"], r["pr_zH_untrained"] / r["pr_zL_untrained"]
     verdict = ("reproduced" if trained >= 1.5 and untrained <= 1.2 else
                "trend reproduced" if trained > 1 and trained >= 1.2 * untrained else "differs")
-    ours = (f"trained: z_H {r['pr_zH_trained']:.1f} vs z_L {r['pr_zL_trained']:.1f} (ratio {trained:.2f}); "
+    ours = (f"trained: $z_H$ {r['pr_zH_trained']:.1f} vs $z_L$ {r['pr_zL_trained']:.1f} (ratio {trained:.2f}); "
             f"untrained: {r['pr_zH_untrained']:.1f} vs {r['pr_zL_untrained']:.1f} (ratio {untrained:.2f})")
     return published_claim(cid, ours, verdict,
-                           "rule: PR(z_H)/PR(z_L) ≥ 1.5 after training and ≤ 1.2 before (paper: 2.98 and 0.97): "
+                           "rule: $\\mathrm{PR}(z_H) / \\mathrm{PR}(z_L)$ ≥ 1.5 after training and ≤ 1.2 before (paper: 2.98 and 0.97): "
                            "reproduced; above 1 and at least 1.2x the untrained ratio: trend reproduced; otherwise "
                            "differs")
 
