@@ -90,9 +90,9 @@ def depth_not_width(rows: pd.DataFrame, grid: pd.DataFrame | None = None) -> Cla
     wg, wn = compare(wide, shared)
     verdict = ("reproduced" if dg > dn and abs(wg) <= wn else "trend reproduced" if dg - wg > max(dn, wn)
                else "differs")
-    ours = (f"exact accuracy {shared['exact_accuracy']:.3f} at {base_d} blocks x d={base_w}; "
+    ours = (f"exact accuracy {shared['exact_accuracy']:.3f} at {base_d} blocks x $d = {base_w}$; "
             f"{int(deep['n_layers'])} blocks: {deep['exact_accuracy']:.3f} ({dg:+.3f}, noise ±{dn:.3f}); "
-            f"d={int(wide['hidden_size'])}: {wide['exact_accuracy']:.3f} ({wg:+.3f}, noise ±{wn:.3f})")
+            f"$d = {int(wide['hidden_size'])}$: {wide['exact_accuracy']:.3f} ({wg:+.3f}, noise ±{wn:.3f})")
     twin = equal_size_twin(ok, deep, base_d, base_w)
     if twin is not None:  # the deepest and widest points differ in size; the fair pair has equal parameters
         eg, en = compare(deep, twin)
