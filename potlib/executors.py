@@ -46,17 +46,12 @@ CPU_GROUP_SIZE = 12
 GPU_GROUP_SIZE = 64
 
 
-# On a CPU, replica groups pay only when they are large (bench rows, 2-core CPU, commit 7fb61dc): the ladder's groups
-# of 12 made two workers run BP 2.9x and DFA 3.5x one run at a time, against 2.3x and 2.6x for two workers training
-# runs alone (the bridges: 1.9x / 2.0x against 1.8x / 2.2x, within the noise); CIFAR-10's cpu grid, one seed per rule
-# and depth, makes groups of one or two runs, and two replicas in one process ran 0.96x (BP) and 0.88x (CB) the rate
-# of one run at a time (two workers training one-run groups: 1.65x / 1.54x against 1.95x / 1.77x). Sizes between 2
-# and 12 were not measured; the bound sits between them. Remeasured with each bench row alone on the machine and three
-# interleaved rounds (medians, committed rows of 2026-12-01): ladder groups of 12 on two workers BP 3.0x, DFA 2.6x,
-# SB 2.1x, CB 2.2x one at a time (two workers training runs alone: 2.0x, 1.9x, 2.0x, 1.8x); CIFAR-10, two replicas in
-# one process: 0.92x (BP), 0.93x (CB) in one round (0.89x, 0.86x in three rounds an hour earlier). Again with the
-# end-of-epoch evaluation timed as a median of three (9da44c5): ladder BP 2.7x, DFA 3.0x, SB 2.7x, CB 2.1x (two workers
-# alone: 2.0x, 2.0x, 1.8x, 1.9x); CIFAR-10, two replicas in one process 0.93x (BP), 0.91x (CB).
+# On a CPU, replica groups pay only when they are large (the committed bench rows, 2-core CPU; the result store's
+# Table 2 has the current numbers and the reproduction page their history): the ladder's groups of 12 on two one-thread
+# workers run 2.2x (CB) to 3.0x (DFA) one run at a time, where two workers training runs alone run about 1.9x; the
+# CIFAR-10 cpu grid, one seed per rule and depth, makes groups of one or two runs, and two replicas in one process ran
+# about 0.9x the rate of one run at a time in every measurement. Sizes between 2 and 12 were not measured; the bound
+# sits between them.
 CPU_MIN_MEAN_GROUP = 6
 
 
@@ -138,8 +133,10 @@ def run_one(name: str, config: Config, profile: str, root: Path | str, device: t
     """Run one config on ``device`` (default: :func:`resolve_device`), write its row and return it."""
     exp = experiments.get(name)
     device = device if device is not None else resolve_device(exp)
-    result = runtime.run_config(exp.run, config, device)
-    row = runtime.write_row(ResultStore(root), name, config, profile, result, device, fingerprint(exp))
+    # the row is written under the run's thread count too: its provenance names the threads the run computed with
+    with runtime.torch_threads(exp.cpu_threads if torch.device(device).type == "cpu" else None):
+        result = runtime.run_config(exp.run, config, device)
+        row = runtime.write_row(ResultStore(root), name, config, profile, result, device, fingerprint(exp))
     if result.exception is not None:  # missing or corrupt data: every other config would fail alike
         raise result.exception
     return row

@@ -51,19 +51,17 @@ def git_state() -> tuple[str, bool | None]:
     return commit, bool(status) if status is not None else None
 
 
-def device_name(device: str | torch.device, threads: int | None = None) -> str:
-    """Human-readable device, e.g. 'NVIDIA H100 80GB HBM3' or 'cpu (x86_64, 2 threads)'; on a CPU, ``threads``
-    (default: this process's torch threads) is the thread count the run computed with."""
+def device_name(device: str | torch.device) -> str:
+    """Human-readable device, e.g. 'NVIDIA H100 80GB HBM3' or 'cpu (x86_64, 2 threads)'."""
     device = torch.device(device)
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    n = threads or torch.get_num_threads()
+    n = torch.get_num_threads()
     return f"cpu ({platform.machine()}, {n} thread{'s' if n != 1 else ''})"
 
 
-def collect(device: str | torch.device, threads: int | None = None) -> dict:
-    """Everything about the environment a row needs; run-specific fields are added by the sweep. ``threads``: see
-    :func:`device_name`."""
+def collect(device: str | torch.device) -> dict:
+    """Everything about the environment a row needs; run-specific fields are added by the sweep."""
     commit, dirty = git_state()
     return {
         "potlib_version": potlib.__version__,
@@ -72,7 +70,7 @@ def collect(device: str | torch.device, threads: int | None = None) -> dict:
         "torch_version": torch.__version__,
         "cuda_version": torch.version.cuda,
         "python_version": platform.python_version(),
-        "device": device_name(device, threads),
+        "device": device_name(device),
         "device_type": torch.device(device).type,
         "hostname": socket.gethostname(),
         "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import ast
+import contextlib
 import ctypes
 import functools
 import hashlib
@@ -46,9 +47,6 @@ class Outcome:
     dataset_sha256: str | None = None
     peak_memory_bytes: int | None = None
     peak_memory_kind: str | None = None
-    # torch threads of the computation, where the run set its own (the benches time one-thread runs inside a sweep
-    # process of more): the row's ``provenance.device`` names this count
-    threads: int | None = None
 
 
 class Diverged(RuntimeError):
@@ -58,6 +56,20 @@ class Diverged(RuntimeError):
         super().__init__(message)
         self.metrics = metrics or {}
         self.artifacts = artifacts or {}
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None):
+    """Run the block with ``n`` torch threads and give the caller's count back after; ``None`` leaves them alone."""
+    if n is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def set_seed(seed: int) -> None:
@@ -115,7 +127,7 @@ def write_row(store: ResultStore, name: str, config: Config, profile: str, resul
               fingerprint: str | None = None, **provenance_extra) -> dict:
     """Assemble one row with full provenance and write it (with its arrays) atomically."""
     o = result.outcome
-    prov = provenance.collect(device, o.threads if o else None)
+    prov = provenance.collect(device)
     prov.update(seed=config.seed, wall_seconds=round(result.wall_seconds, 3), code_fingerprint=fingerprint,
                 dataset=o.dataset if o else None, dataset_sha256=o.dataset_sha256 if o else None,
                 peak_memory_bytes=o.peak_memory_bytes if o else None,

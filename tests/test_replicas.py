@@ -228,8 +228,7 @@ def test_bench_smoke_profile_end_to_end(tmp_path, capsys):
     (row,) = ResultStore(tmp_path).rows("bench")
     m = row["metrics"]
     assert row["status"] == "ok" and m["device_kind"] == "cpu"
-    # the sweep process may hold more threads; the row names the one thread every timed run computed with
-    assert row["provenance"]["device"].endswith(", 1 thread)")
+    assert row["provenance"]["device"].endswith(", 1 thread)")  # the bench's cpu_threads, whatever the sweep's
     assert m["baseline_runs_per_hour"] > 0 and m["replicas_runs_per_hour"] > 0
     assert m["speedup"] == pytest.approx(m["replicas_runs_per_hour"] / m["baseline_runs_per_hour"])
     assert main(["bench", "--results-dir", str(tmp_path / "cli"), "--steps", "3"]) == 0
@@ -237,17 +236,23 @@ def test_bench_smoke_profile_end_to_end(tmp_path, capsys):
     assert main(["bench", "--workload", "nope", "--results-dir", str(tmp_path)]) == 2
 
 
-def test_bench_times_a_bridge_past_its_warmup_with_workers():
+def test_bench_times_a_bridge_past_its_warmup_with_workers(tmp_path):
     """A bridge's bench row times its own credit and auxiliary update (not the cheap DFA warmup), alone, as
-    replicas and in two worker processes, one thread each on a CPU."""
+    replicas and in two worker processes, one thread each on a CPU: ``run_one`` sets the experiment's
+    ``cpu_threads`` around the run and its row, then gives the process its own count back."""
     import torch
 
+    from potlib.executors import run_one
     from potlib.experiments import bench
+    from potlib.runtime import torch_threads
 
     cfg = bench.BenchConfig(method="CB", replicas=2, steps=2, warmup=1, workers=2, n_test=64, metric_samples=16)
-    threads = torch.get_num_threads()
-    m = bench.run(cfg, torch.device("cpu")).metrics
-    assert torch.get_num_threads() == threads  # restored
+    with torch_threads(2):
+        row = run_one("bench", cfg, "smoke", tmp_path, torch.device("cpu"))
+        assert torch.get_num_threads() == 2  # restored
+    assert row["status"] == "ok", row["error"]
+    assert row["provenance"]["device"].endswith(", 1 thread)")
+    m = row["metrics"]
     assert m["baseline_runs_per_hour"] > 0 and m["replicas_runs_per_hour"] > 0 and m["workers_runs_per_hour"] > 0
     assert m["workers_replicas_speedup"] == pytest.approx(m["workers_replicas_runs_per_hour"] / m["baseline_runs_per_hour"])
     assert [(c.workload, c.method) for c in bench.EXPERIMENT.configs("cpu")] == [

@@ -50,7 +50,6 @@ from __future__ import annotations
 import math
 import statistics
 import time
-import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
@@ -116,21 +115,21 @@ def _batches(n: int, bs: int, count: int, device, seed: int) -> torch.Tensor:
     return torch.cat([torch.randperm(n, device=device, generator=gen)[: n - n % bs] for _ in range(reps)]).view(-1, bs)
 
 
-def median_seconds(fn, device, calls: int | None = None) -> float:
-    """The median wall time (seconds) of ``calls`` calls of ``fn`` (default :data:`EPOCH_END_CALLS`)."""
+# An end-of-epoch evaluation counts once per epoch (80 times a ladder run) but lasts under a second: one slow call
+# on a shared machine used to move a whole row (bridge replicas' epoch end measured at 2.8 s against 0.7 s in
+# other runs, 2026-12-01), so it is timed as the median of three calls
+EPOCH_END_CALLS = 3
+
+
+def median_seconds(fn, device) -> float:
+    """The median wall time (seconds) of :data:`EPOCH_END_CALLS` calls of ``fn``."""
     times = []
-    for _ in range(calls or EPOCH_END_CALLS):
+    for _ in range(EPOCH_END_CALLS):
         t0 = time.perf_counter()
         fn()
         _sync(device)
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
-
-
-# An end-of-epoch evaluation counts once per epoch (80 times a ladder run) but lasts under a second: one slow call
-# on a shared machine used to move a whole row (bridge replicas' epoch end measured at 2.8 s against 0.7 s in
-# other runs, 2026-12-01), so it is timed as the median of three calls
-EPOCH_END_CALLS = 3
 PROGRESS = 1.0  # fraction of training done passed to every timed step: bridges past their DFA warmup
 
 
@@ -309,20 +308,8 @@ class BenchConfig(Config):
 
 
 def run(cfg: BenchConfig, device: torch.device) -> Outcome:
-    import torch
-
+    """Every arrangement of ``cfg``, timed (on a CPU with one thread per run: ``EXPERIMENT.cpu_threads``)."""
     w = WORKLOADS[cfg.workload]
-    if torch.device(device).type == "cpu":  # one thread per run: the sweeps' arrangement on a CPU (one run per core)
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            return dataclasses.replace(_run(cfg, w, device), threads=1)
-        finally:
-            torch.set_num_threads(threads)
-    return _run(cfg, w, device)
-
-
-def _run(cfg: BenchConfig, w: Workload, device: torch.device) -> Outcome:
     n_test = cfg.n_test or w.n_test
     base = base_config(w, cfg.method, cfg.metric_samples or w.metric_samples)
     data = make_data(w, n_test, device)
@@ -401,4 +388,5 @@ EXPERIMENT = Experiment(
     chapter="",
     uses_gpu=True,
     runs_alone=True,
+    cpu_threads=1,  # one thread per run: the sweeps' arrangement on a CPU (one run per core)
 )

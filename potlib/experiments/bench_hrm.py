@@ -28,7 +28,6 @@ real shapes (81 cells, 10 symbols): timing does not depend on the values.
 from __future__ import annotations
 
 import time
-import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
@@ -113,15 +112,6 @@ def time_workers(tc: hrm_train.HRMTrainConfig, workers: int, steps: int, warmup:
 def run(cfg: HRMBenchConfig, device: torch.device) -> Outcome:
     if torch.device(device).type != "cpu":
         raise ValueError(f"device = {device} is not allowed for bench_hrm: it times the CPU arrangements only")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # one thread per run: the sweeps' arrangement on a CPU
-    try:
-        return dataclasses.replace(_run(cfg), threads=1)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _run(cfg: HRMBenchConfig) -> Outcome:
     tc = train_config(cfg)
     m: dict = {"train_steps": tc.train_steps, "layers_computed": hrm_train.layers_computed(tc)}
     data, model = hrm_train.load_data(tc), _build(tc, compiled=False)
@@ -169,4 +159,5 @@ EXPERIMENT = Experiment(
     run=run,
     chapter="",
     runs_alone=True,
+    cpu_threads=1,  # one thread per run: the sweeps' arrangement on a CPU
 )
