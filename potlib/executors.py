@@ -48,7 +48,7 @@ GPU_GROUP_SIZE = 64
 
 # On a CPU, replica groups pay only when they are large (the committed bench rows, 2-core CPU; the result store's
 # Table 2 has the current numbers and the reproduction page their history): the ladder's groups of 12 on two one-thread
-# workers run 2.2x (CB) to 3.0x (DFA) one run at a time, where two workers training runs alone run about 1.9x; the
+# workers run 2.1x to 3.0x one run at a time (by rule and remake), where two workers training runs alone run about 1.9x; the
 # CIFAR-10 cpu grid, one seed per rule and depth, makes groups of one or two runs, and two replicas in one process ran
 # about 0.9x the rate of one run at a time in every measurement. Sizes between 2 and 12 were not measured; the bound
 # sits between them.
