@@ -85,3 +85,21 @@ def test_smoke_sweep_writes_rows(tmp_path):
     assert rep.statuses == {"ok": rep.expected}
     df = ResultStore(tmp_path).frame("gradient_modes_theory")
     assert len(df) == rep.expected and set(df["status"]) == {"ok"}
+
+
+
+def test_a_sweep_runs_the_theory_check_on_one_thread(tmp_path, monkeypatch):
+    """Its tensors are tiny, so each run computes on one thread whatever its process holds (the experiment's
+    ``cpu_threads``, set by ``run_one``), and its row says so."""
+    import potlib.experiments.gradient_modes_theory as theory
+    from potlib.executors import run_one
+    from potlib.runtime import torch_threads
+
+    seen = []
+    controlled = theory.controlled_gap
+    monkeypatch.setattr(theory, "controlled_gap", lambda cfg: seen.append(torch.get_num_threads()) or controlled(cfg))
+    with torch_threads(2):
+        row = run_one("gradient_modes_theory", PROFILES["smoke"]()[0], "smoke", tmp_path, torch.device("cpu"))
+        assert torch.get_num_threads() == 2  # the process's count is given back
+    assert row["status"] == "ok", row["error"]
+    assert seen == [1] and row["provenance"]["device"].endswith(", 1 thread)")
