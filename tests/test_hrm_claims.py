@@ -31,7 +31,7 @@ def test_depth_not_width_shows_the_equal_size_pair():
                  {"n_layers": 4, "hidden_size": 192, "exact_accuracy": 0.38, "n_params": 1_773_696})
     claim = hrm.depth_not_width(rows)
     assert claim.verdict == "differs"
-    assert "at equal size (1.05M vs 1.05M parameters) 16 x 64: 0.170 vs 4 x 128: 0.200" in claim.ours
+    assert "at equal size (1.05M vs 1.05M parameters) 16 × 64: 17.0% vs 4 × 128: 20.0%" in claim.ours
     assert "equal size" not in hrm.depth_not_width(rows[rows["hidden_size"] != 128]).ours  # no pair within 10%
 
 
@@ -142,8 +142,8 @@ def test_depth_width_text_follows_the_rows():
     assert "neither axis beats the other size for size" in text and "is below the 8-layer stack's" in text
     assert "single run" not in text  # both axes ordered: nothing says the runs vary beyond the sampling noise
     drop = hrm_text.depth_width_text(rows(0.08, 0.20, 0.38).assign(train_steps=1000), gpu)
-    assert "scores lower in 1 place (at most 0.020: 16 x 64 0.080 against 8 x 64 0.100)" in drop
-    assert "The `gpu` grid trains 4-32 layers at d = 256 and widths up to 768" in text
+    assert "scores lower in 1 place (at most 2.0 points: 16 × 64 8.0% against 8 × 64 10.0%)" in drop
+    assert "The `gpu` grid trains 4-32 layers at $d = 256$ and widths up to 768" in text
     assert "size for size, depth wins" in hrm_text.depth_width_text(rows(0.40, 0.20, 0.38).assign(train_steps=1000), gpu)
     assert "within the noise of each other" in hrm_text.depth_width_text(rows(0.37, 0.20, 0.38).assign(train_steps=1000), gpu)
 
@@ -152,9 +152,9 @@ def test_layers_computed_text_follows_the_rows():
     up = layers((0.3, 0.5, 0.7), (0.2, 0.3, 0.4), 0.9).assign(n_params=[1e5, 2e5, 4e5, 5e4, 5e4, 5e4, 1e5], halt_max_steps=1)
     text = hrm_text.layers_computed_text(up)
     assert "the looped 2-block stack is ahead of the Transformer beyond the noise at every count" in text
-    assert "at 16, 0.700 vs 0.400 (±" in text and "0.05M parameters at every count" in text
-    assert "HRM (0.10M parameters) reaches 0.900 with 24 layers computed (M = 1)" in text
-    assert "ahead of the best Transformer (0.400 at 16 layers computed" in text
+    assert "at 16, 70.0% vs 40.0% (±" in text and "0.05M parameters at every count" in text
+    assert "HRM (0.10M parameters) reaches 90.0% with 24 layers computed (M = 1)" in text
+    assert "ahead of the best Transformer (40.0% at 16 layers computed" in text
     assert "computes more layers than any other model here (24 or more against at most 16)" in text
     mixed = hrm_text.layers_computed_text(layers((0.1, 0.3, 0.7), (0.3, 0.3, 0.4), 0.4).assign(halt_max_steps=2))
     assert "the looped 2-block stack is ahead of the Transformer at 16, behind it at 4 and level at 8" in mixed
@@ -175,8 +175,8 @@ def test_act_text_follows_the_rows():
     text = hrm_text.act_text(act_rows((0.5, 0.6), (0.49, 0.3), (1.4, 1.8), 0.2))
     assert "at $M_\\max = 2$ ACT trains with 1.40 segments per puzzle (70% of $M_\\max$) and is level with fixed $M = 2$" in text
     assert "at $M_\\max = 4$ ACT trains with 1.80 segments per puzzle (45% of $M_\\max$) and is behind fixed $M = 4$" in text
-    assert "the model trained at $M_\\max = 2$ goes from 0.490 after 2 segments to 0.690 after 8 (a gain" in text
-    assert "Q-head at test time as well, the $M_\\max = 2$ model uses 1.40 segments and solves 0.490" in text
+    assert "the model trained at $M_\\max = 2$ goes from 49.0% after 2 segments to 69.0% after 8 (a gain" in text
+    assert "Q-head at test time as well, the $M_\\max = 2$ model uses 1.40 segments and solves 49.0%" in text
     assert "(a loss" in hrm_text.act_text(act_rows((0.5, 0.6), (0.5, 0.6), (1.4, 1.8), -0.2))
     assert hrm_text.act_text(act_rows((0.5, 0.6), (0.5, 0.6), (1.4, 1.8), 0.2).iloc[:0]) == ""
 
@@ -185,11 +185,11 @@ def test_fixed_m_across_m_max_is_set_beside_the_paper():
     """The committed rows' pattern: fixed M = 4 below fixed M = 2 where the paper's fixed M gains; the text says so
     and names the likely cause (half as many puzzles in as many steps) as unverified."""
     text = hrm_text.act_text(act_rows((0.10, 0.046), (0.107, 0.053), (1.74, 3.66), 0.0), paper_fixed={2: 92.4, 4: 97.4})
-    assert "Fixed $M = 4$ solves 0.046, below fixed $M = 2$ (0.100, noise ±" in text
+    assert "Fixed $M = 4$ solves 4.6%, below fixed $M = 2$ (10.0%, noise ±" in text
     assert "the paper's fixed $M$ gains with more segments (92.4% to 97.4%)" in text
     assert "trains on half as many puzzles as $M = 2$: a likely cause, which these rows do not isolate" in text
     level = hrm_text.act_text(act_rows((0.10, 0.11), (0.107, 0.053), (1.74, 3.66), 0.0))
-    assert "Fixed $M = 4$ solves 0.110, level with fixed $M = 2$" in level and "likely cause" not in level
+    assert "Fixed $M = 4$ solves 11.0%, level with fixed $M = 2$" in level and "likely cause" not in level
     rows = act_rows((0.10, 0.046), (0.107, 0.053), (1.74, 3.66), 0.0)
     one = hrm_text.act_text(rows[rows["halt_max_steps"] == 2])  # one M_max: nothing to set fixed M against
     assert one.count("With ACT") == 1 and "Fixed $M" not in one
@@ -200,7 +200,7 @@ def test_act_text_with_the_act_runs_only():
     text = hrm_text.act_text(rows[rows["act"] == True])  # noqa: E712  the fixed-M runs not yet made
     assert "at $M_\\max = 2$ HRM trains with 1.40 segments per puzzle (70% of $M_\\max$)" in text
     assert "fixed-M runs to compare with are not in this edition" in text
-    assert "the model trained at $M_\\max = 4$ goes from 0.300 after 4 segments to 0.500 after 8" in text
+    assert "the model trained at $M_\\max = 4$ goes from 30.0% after 4 segments to 50.0% after 8" in text
     assert hrm.inference_scaling(rows[rows["act"] == True]).verdict == "reproduced"  # noqa: E712
 
 
@@ -216,7 +216,7 @@ def test_act_text_names_the_gpu_grid():
     from potlib.sweep import grid_frame
 
     text = hrm_text.act_text(act_rows((0.5, 0.6), (0.49, 0.3), (1.4, 1.8), 0.2), grid_frame("hrm_act", "gpu"))
-    assert "The `gpu` grid trains fixed $M$ and ACT at $M_\\max$ = 2, 4, 8 at d = 256" in text
+    assert "The `gpu` grid trains fixed $M$ and ACT at $M_\\max$ = 2, 4, 8 at $d = 256$" in text
     assert "evaluated with up to 16 segments" in text
 
 
@@ -229,9 +229,9 @@ def choices(soft_w, stable_w, soft_a, stable_a):
 
 def test_original_choices_text_follows_the_rows():
     level = hrm_text.original_choices_text(choices(0.10, 0.11, 0.10, 0.09))
-    assert "Stablemax instead of softmax changes exact accuracy by +0.010 with AdamW (0.110 vs 0.100" in level
-    assert "Adam-atan2 instead of AdamW: +0.000 with softmax" in level
-    assert "The original's pair (stablemax, Adam-atan2) is level with ours (softmax, AdamW): 0.090 vs 0.100" in level
+    assert "Stablemax instead of softmax changes exact accuracy by +1.0 points with AdamW (11.0% vs 10.0%" in level
+    assert "Adam-atan2 instead of AdamW: +0.0 points with softmax" in level
+    assert "The original's pair (stablemax, Adam-atan2) is level with ours (softmax, AdamW): 9.0% vs 10.0%" in level
     assert "Neither choice moves exact accuracy beyond the noise" in level
     moved = hrm_text.original_choices_text(choices(0.10, 0.30, 0.10, 0.30))
     assert "Stablemax moves exact accuracy beyond the noise whatever the other choice" in moved and "is ahead of ours" in moved
@@ -247,7 +247,7 @@ def test_reset_text_reads_the_residuals():
     assert "grows again right after 2 of the 2 $z_H$ updates" in text and "reset pattern" in text
     assert "(by a factor of 2.00 to 3.00)" in text and "weak form" not in text  # 0.3/0.1 and 0.02/0.01
     weak = hrm_text.reset_text([1.0, 0.1, 0.11, 0.01, 0.0102, 0.001], [2, 4, 6])
-    assert "reset pattern of the paper's Fig. 3, in a weak form (median jump 1.06x)" in weak
+    assert "reset pattern of the paper's Fig. 3, in a weak form (median jump 1.06×)" in weak
     assert "falls to 0.001 of its first" in text and "do not keep the computation active" in text
     flat = hrm_text.reset_text([1.0, 0.9, 0.8, 0.9, 0.8, 0.7], [2, 4])
     assert "right after 0 of the 2" in flat and "reset pattern" not in flat and "stays active" in flat

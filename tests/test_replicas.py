@@ -67,6 +67,28 @@ def test_stacked_forward_matches_each_model():
         torch.testing.assert_close(net.replica(r)(x[r]), m(x[r]), rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("proj", [False, True])
+def test_target_scores_noisy_copies_as_the_plain_forward(proj):
+    """CB's EMA target on K noisy copies of the states: the shared inputs computed once per copy block and the
+    LayerNorm's affine folded into the first Linear give each replica's CondNet on the repeated inputs."""
+    from potlib.credit.rules import CondNet
+    from potlib.credit.stacked import StackedCondNet
+
+    torch.manual_seed(0)
+    nets = [CondNet(6, 4, 3, 1, 16, proj).double() for _ in range(3)]
+    for n in nets:  # away from the initialisation's unit LayerNorm weight and zero shift
+        for p in n.parameters():
+            p.data.normal_(0, 0.5)
+    stacked, k, n_rows = StackedCondNet(nets), 4, 5
+    h = torch.randn(3, k * n_rows, 6, dtype=torch.float64)
+    t, s = torch.randint(0, 4, (n_rows,)), torch.randn(3, n_rows, 3, dtype=torch.float64)
+    h_last = torch.randn(3, n_rows, 6, dtype=torch.float64) if proj else None
+    got = stacked.forward_shared_context(h, t, s, h_last, k)
+    for r, net in enumerate(nets):
+        want = net(h[r], t.repeat(k), s[r].repeat(k, 1), None if h_last is None else h_last[r].repeat(k, 1))
+        torch.testing.assert_close(got[r], want, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("dtype,rtol", [(torch.float64, 1e-10), (torch.float32, 1e-5)])
 def test_steps_batched_equal_alone(dtype, rtol):
     """BP and DFA replicas (two seeds, one group) after 4 steps: same losses and parameters."""

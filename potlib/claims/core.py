@@ -120,3 +120,14 @@ def mean_of(df: pd.DataFrame, col: str, **where) -> float:
 
 def finite(*values: float) -> bool:
     return all(isinstance(v, numbers.Real) and math.isfinite(v) for v in values)  # numpy scalars too
+
+
+def pct(x: float) -> str:
+    """An accuracy (a fraction in [0, 1]) as the pages print it, in percent: ``pct(0.107) == '10.7%'``."""
+    return f"{100 * x:.1f}%"
+
+
+def points(gap: float, sign: bool = True) -> str:
+    """A difference of two accuracies (fractions) in percentage points: ``points(0.02) == '+2.0 points'``;
+    ``sign=False`` for a size or a noise (``'2.0 points'``)."""
+    return f"{100 * gap:+.1f} points" if sign else f"{100 * gap:.1f} points"

@@ -90,7 +90,7 @@ def cb_sb_ratios(ladder: pd.DataFrame) -> pd.DataFrame:
 
 
 def cb_grows_with_nonlinearity(ladder: pd.DataFrame, grid: pd.DataFrame | None = None) -> Claim:
-    """Γ(CB)/Γ(SB) rises with α; published: SB wins at α ≤ 0.5, CB wins (1.0-1.5x) at α = 1.
+    """Γ(CB)/Γ(SB) rises with α; published: SB wins at α ≤ 0.5, CB wins (1.0-1.5×) at α = 1.
 
     Pending until every CB and SB config of ``grid`` has its row."""
     r = cb_sb_ratios(ladder).dropna() if covered(ladder, grid, method=("CB", "SB")) else pd.DataFrame()
@@ -101,7 +101,7 @@ def cb_grows_with_nonlinearity(ladder: pd.DataFrame, grid: pd.DataFrame | None =
     crosses = lo["gamma_ratio"] < 1 < hi["gamma_ratio"]
     verdict = ("reproduced" if rank >= 0.8 and crosses else "trend reproduced" if hi["gamma_ratio"] > lo["gamma_ratio"]
                else "differs")
-    ours = (", ".join(f"α={a:g}: {g:.2f}x" for a, g in zip(r["alpha"], r["gamma_ratio"]))
+    ours = (", ".join(f"α={a:g}: {g:.2f}×" for a, g in zip(r["alpha"], r["gamma_ratio"]))
             + f" (Γ of CB over SB, mean over depths; rank correlation with α {rank:+.2f})")
     return published_claim("credit_cb_grows_with_nonlinearity", ours, verdict,
                            "rule: the ratio Γ(CB)/Γ(SB) rises with α (Spearman ≥ 0.8) and crosses 1 (SB ahead at "

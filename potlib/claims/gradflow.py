@@ -39,8 +39,8 @@ def gradient_flow(depth: pd.DataFrame, softmax: pd.DataFrame, clipping: pd.DataF
         f"after training the first block gets {10 ** s_nr_t:.1e} times the last block's gradient vs {10 ** s_pre_t:.2g}, "
         f"and accuracy is {acc_nores:.2f} vs {acc_pre:.2f}",
         "reproduced" if at_init and trained else "trend reproduced" if trained else "differs",
-        "rule: reproduced if the no-residual stack's gradient vanishes (< 0.1x) at init and after training (first/last "
-        "ratio 100x below pre-norm's, accuracy lower by 0.2); trend reproduced if only after training",
+        "rule: reproduced if the no-residual stack's gradient vanishes (< 0.1×) at init and after training (first/last "
+        "ratio 100× below pre-norm's, accuracy lower by 0.2); trend reproduced if only after training",
         id="flow_residual_early_layers",
     ))
 
@@ -80,7 +80,7 @@ def gradient_flow(depth: pd.DataFrame, softmax: pd.DataFrame, clipping: pd.DataF
         CH_FLOW, "Scaling residual output projections by 1/sqrt(2·layers) keeps the stream's variance stable",
         f"{SOURCE004}, The Role of Initialization",
         "variance stays stable across depth",
-        f"pre-norm, depth {L}: residual-stream RMS grows {g0:.2f}x over the stack without scaling, {g1:.2f}x with it",
+        f"pre-norm, depth {L}: residual-stream RMS grows {g0:.2f}× over the stack without scaling, {g1:.2f}× with it",
         "reproduced" if abs(np.log(g1)) < abs(np.log(g0)) else "differs",
         "rule: with scaling the last/first RMS ratio is closer to 1",
         id="flow_output_scaling",
@@ -216,7 +216,7 @@ def frozen_context(frozen: pd.DataFrame) -> list[Claim]:
     out.append(Claim(
         CH_FLOW, "Context-frozen training is the cheap option", f"{SOURCE002}, The Hybrid Approach",
         "frozen context is cheaper than full forward+backward",
-        f"peak memory at {n_max} context tokens: {m_fr:.0f} MiB frozen vs {m_full:.0f} MiB full ({m_full / m_fr:.1f}x)",
+        f"peak memory at {n_max} context tokens: {m_fr:.0f} MiB frozen vs {m_full:.0f} MiB full ({m_full / m_fr:.1f}×)",
         "reproduced" if m_fr < m_full else "differs", "rule: lower peak memory when frozen",
         id="frozen_cheap",
     ))

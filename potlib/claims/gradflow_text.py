@@ -13,7 +13,7 @@ import pandas as pd
 STARVED = 0.1  # |dL/dh_0| of the no-residual stack below this share of pre-norm's: starved at init
 COLLAPSE = 2.0  # first/last block gradient ratio below 10^-2 after training: collapsed
 SOLVED = 0.95  # accuracy that counts as solving the copy task
-AT_CHANCE = 1.5  # accuracy below 1.5x 1/vocab: at chance
+AT_CHANCE = 1.5  # accuracy below 1.5× 1/vocab: at chance
 STALL = 0.1  # final loss within 0.1 nat of ln(vocab): stalled at chance
 EXPLODING_NORM = 10.0  # a raw gradient norm above this is an explosion (the verdict's rule)
 CLIP_AT = 1.0  # the max_norm of the published claim
@@ -101,7 +101,7 @@ def _pre_norm_sentence(m: pd.DataFrame) -> str:
     ratio = (f"first block's gradient norm over the last's: $10^{{{s0:+.2f}}}$ at initialisation and $10^{{{s1:+.2f}}}$ "
              f"after training, at {_blocks([L])}")
     if s0 > 0 and s1 > 0:
-        why = (", because the residual stream grows with depth (its RMS by {:.1f}x over the stack at initialisation) and "
+        why = (", because the residual stream grows with depth (its RMS by {:.1f}× over the stack at initialisation) and "
                "every LayerNorm divides the gradient by the stream's scale (next section)".format(g) if g > 1 else "")
         return f"Pre-norm without output scaling gives its *early* blocks more gradient than its late ones ({ratio}){why}."
     if s0 < 0 and s1 < 0:

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from potlib.claims import core
-from potlib.claims.core import Claim, covered, finite, noise, published_claim
+from potlib.claims.core import Claim, covered, finite, noise, pct, points, published_claim
 
 METRICS = ("exact_accuracy", "blank_cell_accuracy", "act_exact", "act_mean_steps", "peak_bytes", "steps_per_segment",
            "pr_zH_trained", "pr_zL_trained", "pr_zH_untrained", "pr_zL_untrained", "layers_computed")
@@ -85,20 +85,20 @@ def depth_not_width(rows: pd.DataFrame, grid: pd.DataFrame | None = None) -> Cla
     if shared is None or deep is None or wide is None:
         return published_claim(cid, "", "pending", "")
     if at_floor(shared, deep, wide):
-        return published_claim(cid, f"exact accuracy ≤ 0.01 at every point", *FLOOR)
+        return published_claim(cid, f"exact accuracy ≤ 1% at every point", *FLOOR)
     dg, dn = compare(deep, shared)
     wg, wn = compare(wide, shared)
     verdict = ("reproduced" if dg > dn and abs(wg) <= wn else "trend reproduced" if dg - wg > max(dn, wn)
                else "differs")
-    ours = (f"exact accuracy {shared['exact_accuracy']:.3f} at {base_d} blocks x $d = {base_w}$; "
-            f"{int(deep['n_layers'])} blocks: {deep['exact_accuracy']:.3f} ({dg:+.3f}, noise ±{dn:.3f}); "
-            f"$d = {int(wide['hidden_size'])}$: {wide['exact_accuracy']:.3f} ({wg:+.3f}, noise ±{wn:.3f})")
+    ours = (f"exact accuracy {pct(shared['exact_accuracy'])} at {base_d} blocks × $d = {base_w}$; "
+            f"{int(deep['n_layers'])} blocks: {pct(deep['exact_accuracy'])} ({points(dg)}, noise ±{points(dn, False)}); "
+            f"$d = {int(wide['hidden_size'])}$: {pct(wide['exact_accuracy'])} ({points(wg)}, noise ±{points(wn, False)})")
     twin = equal_size_twin(ok, deep, base_d, base_w)
     if twin is not None:  # the deepest and widest points differ in size; the fair pair has equal parameters
         eg, en = compare(deep, twin)
         ours += (f"; at equal size ({deep['n_params'] / 1e6:.2f}M vs {twin['n_params'] / 1e6:.2f}M parameters) "
-                 f"{int(deep['n_layers'])} x {base_w}: {deep['exact_accuracy']:.3f} vs {base_d} x "
-                 f"{int(twin['hidden_size'])}: {twin['exact_accuracy']:.3f} ({eg:+.3f}, noise ±{en:.3f})")
+                 f"{int(deep['n_layers'])} × {base_w}: {pct(deep['exact_accuracy'])} vs {base_d} × "
+                 f"{int(twin['hidden_size'])}: {pct(twin['exact_accuracy'])} ({points(eg)}, noise ±{points(en, False)})")
     return published_claim(cid, ours, verdict,
                            "rule: from the shared point, the deepest stack gains more than the noise (twice the "
                            "standard error) and the widest stays within it: reproduced; depth gains more than width "
@@ -158,11 +158,11 @@ def recurrence_beats_depth(rows: pd.DataFrame, grid: pd.DataFrame | None = None)
     if not pairs:
         return published_claim(cid, "", "pending", "")
     if at_floor(*[r for _, t, r in pairs], *[t for _, t, r in pairs]):
-        return published_claim(cid, "exact accuracy ≤ 0.01 at every point", *FLOOR)
+        return published_claim(cid, "exact accuracy ≤ 1% at every point", *FLOOR)
     parts, gaps = [], []
     for n, t, r in pairs:
         gaps.append(compare(r, t))
-        parts.append(f"{n} layers: looped {r['exact_accuracy']:.3f} vs deep {t['exact_accuracy']:.3f}")
+        parts.append(f"{n} layers: looped {pct(r['exact_accuracy'])} vs deep {pct(t['exact_accuracy'])}")
     (top, top_noise), (first, first_noise) = gaps[-1], gaps[0]
     crossover, paper = paper_crossover()
     last_behind = int(paper.index[paper.index < crossover].max())
@@ -195,15 +195,15 @@ def hrm_beats_both(rows: pd.DataFrame, grid: pd.DataFrame | None = None) -> Clai
         return published_claim(cid, "", "pending", "")
     h = best["hrm"]
     if at_floor(*best.values()):
-        return published_claim(cid, "exact accuracy ≤ 0.01 for every model", *FLOOR)
+        return published_claim(cid, "exact accuracy ≤ 1% for every model", *FLOOR)
     cmp = {m: compare(h, best[m]) for m in ("transformer", "recurrent_transformer")}
     ahead = [d > nz for d, nz in cmp.values()]
     behind = [d < -nz for d, nz in cmp.values()]
     verdict = "reproduced" if all(ahead) else "trend reproduced" if not any(behind) and any(ahead) else "differs"
     name = {"transformer": "Transformer", "recurrent_transformer": "looped stack"}
     size = lambda r: f", {r['n_params'] / 1e6:.2f}M parameters" if finite(r.get("n_params", np.nan)) else ""  # noqa: E731
-    ours = (f"HRM {h['exact_accuracy']:.3f} ({int(h['layers_computed'])} layers computed{size(h)}); "
-            + "; ".join(f"best {name[m]} {best[m]['exact_accuracy']:.3f} ({int(best[m]['layers_computed'])} layers"
+    ours = (f"HRM {pct(h['exact_accuracy'])} ({int(h['layers_computed'])} layers computed{size(h)}); "
+            + "; ".join(f"best {name[m]} {pct(best[m]['exact_accuracy'])} ({int(best[m]['layers_computed'])} layers"
                         f"{size(best[m])})" for m in name))
     if "train_steps" in ok.columns:
         ours += f"; every model trained for {int(ok['train_steps'].max()):,} steps"
@@ -249,15 +249,15 @@ def act_fewer_steps(rows: pd.DataFrame, grid: pd.DataFrame | None = None) -> Cla
         return published_claim(cid, "", "pending", "")
     n = n_test_puzzles(ok_rows(rows).iloc[0])
     if (tab[["fixed_exact", "act_exact"]] < 0.01).all().all():
-        return published_claim(cid, "exact accuracy ≤ 0.01 for every model", *FLOOR)
+        return published_claim(cid, "exact accuracy ≤ 1% for every model", *FLOOR)
     fewer = not act_segments_over(tab)
     gaps = [(f - a, noise(f, a, n, n)) for f, a in zip(tab["fixed_exact"], tab["act_exact"])]
     verdict = ("reproduced" if fewer and all(g <= nz for g, nz in gaps) else
                "trend reproduced" if fewer and all(g <= ACT_GAP for g, _ in gaps) else "differs")
     ours = "; ".join(f"$M_\\max = {r.M_max}$: ACT {r.act_train_steps:.2f} segments "
                      f"(${r.act_train_steps / r.M_max:.2f}\\,M_\\max$), "
-                     f"exact {r.act_exact:.3f} vs fixed "
-                     f"{r.fixed_exact:.3f}" for r in tab.itertuples())
+                     f"exact {pct(r.act_exact)} vs fixed "
+                     f"{pct(r.fixed_exact)}" for r in tab.itertuples())
     return published_claim(cid, ours, verdict,
                            "rule (HRM's protocol: evaluation runs $M_\\max$ segments; compute steps are the segments "
                            f"used in training): at every $M_\\max$, ACT uses ≤ ${ACT_SEGMENTS:g}\\,M_\\max$ segments on "
@@ -286,11 +286,11 @@ def inference_scaling(rows: pd.DataFrame, grid: pd.DataFrame | None = None) -> C
         n = n_test_puzzles(r)
         gains += b - a > noise(a, b, n, n)
         losses += a - b > noise(a, b, n, n)
-        parts.append(f"trained at $M_\\max = {m}$: {a:.3f} after {m} segments, {b:.3f} after {top}")
+        parts.append(f"trained at $M_\\max = {m}$: {pct(a)} after {m} segments, {pct(b)} after {top}")
     if not parts:
         return published_claim(cid, "", "pending", "")
     if (act[[f"exact_at_M{e}" for e in evals]] < 0.01).all().all():
-        return published_claim(cid, "exact accuracy ≤ 0.01 at every $M_\\max$", *FLOOR)
+        return published_claim(cid, "exact accuracy ≤ 1% at every $M_\\max$", *FLOOR)
     verdict = "reproduced" if gains == len(parts) else "trend reproduced" if gains and not losses else "differs"
     return published_claim(cid, "; ".join(parts), verdict,
                            "rule: exact accuracy after the largest evaluated number of segments above that after the "
@@ -311,7 +311,7 @@ def participation_ratio(rows: pd.DataFrame, grid: pd.DataFrame | None = None) ->
             f"untrained: {r['pr_zH_untrained']:.1f} vs {r['pr_zL_untrained']:.1f} (ratio {untrained:.2f})")
     return published_claim(cid, ours, verdict,
                            "rule: $\\mathrm{PR}(z_H) / \\mathrm{PR}(z_L)$ ≥ 1.5 after training and ≤ 1.2 before (paper: 2.98 and 0.97): "
-                           "reproduced; above 1 and at least 1.2x the untrained ratio: trend reproduced; otherwise "
+                           "reproduced; above 1 and at least 1.2× the untrained ratio: trend reproduced; otherwise "
                            "differs")
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from potlib.claims.core import finite, noise
+from potlib.claims.core import finite, noise, pct, points
 from potlib.claims.hrm import (ACT_SEGMENTS, act_segments_over, act_table, compare, depth_width_axes, equal_size_twin, level_accuracy,
                                matched_pairs, n_test_puzzles, ok_rows, paper_crossover, pick)
 from potlib.hrm_train import layers_computed
@@ -51,9 +51,9 @@ def depth_width_text(rows: pd.DataFrame, gpu_grid: pd.DataFrame) -> str:
     gap, err = compare(widest, deep)
     lead = _versus(gap, err, ahead="width gains more than depth", behind="depth gains more than width",
                    level="depth and width end within the noise of each other")
-    out = [f"Grown from the shared point, {lead} here: the widest stack ({base_d} x {int(widest['hidden_size'])}) "
-           f"reaches {widest['exact_accuracy']:.3f}, the deepest ({int(deep['n_layers'])} x {int(base_w)}) "
-           f"{deep['exact_accuracy']:.3f} (difference {gap:+.3f}, noise ±{err:.3f})."]
+    out = [f"Grown from the shared point, {lead} here: the widest stack ({base_d} × {int(widest['hidden_size'])}) "
+           f"reaches {pct(widest['exact_accuracy'])}, the deepest ({int(deep['n_layers'])} × {int(base_w)}) "
+           f"{pct(deep['exact_accuracy'])} (difference {points(gap)}, noise ±{points(err, False)})."]
     if "n_params" in ok.columns:
         if widest["n_params"] > 1.1 * deep["n_params"]:
             out.append(f"The widest is also the larger model ({widest['n_params'] / 1e6:.2f}M parameters against "
@@ -64,8 +64,9 @@ def depth_width_text(rows: pd.DataFrame, gpu_grid: pd.DataFrame) -> str:
             verdict = ("neither axis beats the other size for size" if abs(eg) <= en else
                        "size for size, depth wins" if eg > 0 else "size for size, width wins")
             out.append(f"At equal size ({deep['n_params'] / 1e6:.2f}M and {twin['n_params'] / 1e6:.2f}M) the "
-                       f"{int(deep['n_layers'])}-layer stack and the {base_d}-layer stack at d = {int(twin['hidden_size'])} "
-                       f"reach {deep['exact_accuracy']:.3f} and {twin['exact_accuracy']:.3f} ({eg:+.3f}, noise ±{en:.3f}): "
+                       f"{int(deep['n_layers'])}-layer stack and the {base_d}-layer stack at $d = {int(twin['hidden_size'])}$ "
+                       f"reach {pct(deep['exact_accuracy'])} and {pct(twin['exact_accuracy'])} ({points(eg)}, noise "
+                       f"±{points(en, False)}): "
                        f"{verdict} at this budget.")
     drops = []  # a larger model of either axis below its smaller neighbour: run-to-run variation shows there
     for axis in (column, pd.concat([column[column["n_layers"] == base_d], wider]).sort_values("hidden_size")):
@@ -76,8 +77,8 @@ def depth_width_text(rows: pd.DataFrame, gpu_grid: pd.DataFrame) -> str:
         size, a, b = max(drops, key=lambda t: t[0])
         out.append(f"Each point is a single run, and the ± is the test set's sampling noise only: the larger of two "
                    f"neighbouring models scores lower in {len(drops)} place{'s' if len(drops) > 1 else ''} (at most "
-                   f"{size:.3f}: {int(b['n_layers'])} x {int(b['hidden_size'])} {b['exact_accuracy']:.3f} against "
-                   f"{int(a['n_layers'])} x {int(a['hidden_size'])} {a['exact_accuracy']:.3f}), so differences from run "
+                   f"{points(size, False)}: {int(b['n_layers'])} × {int(b['hidden_size'])} {pct(b['exact_accuracy'])} against "
+                   f"{int(a['n_layers'])} × {int(a['hidden_size'])} {pct(a['exact_accuracy'])}), so differences from run "
                    "to run are likely larger than that noise.")
     rungs = unsolved_rungs(ok, ["n_layers", "hidden_size"])
     if rungs:
@@ -93,8 +94,8 @@ def depth_width_text(rows: pd.DataFrame, gpu_grid: pd.DataFrame) -> str:
                    f"{mid['final_train_loss']:.3f}), and depths nearer the paper's 8-256 layers.")
     if len(gpu_grid):
         gd = gpu_grid[gpu_grid["hidden_size"] == gpu_grid["hidden_size"].min()]
-        out.append(f"The `gpu` grid trains {int(gd['n_layers'].min())}-{int(gd['n_layers'].max())} layers at d = "
-                   f"{int(gd['hidden_size'].min())} and widths up to {int(gpu_grid['hidden_size'].max())} for "
+        out.append(f"The `gpu` grid trains {int(gd['n_layers'].min())}-{int(gd['n_layers'].max())} layers at $d = "
+                   f"{int(gd['hidden_size'].min())}$ and widths up to {int(gpu_grid['hidden_size'].max())} for "
                    f"{int(gpu_grid['train_steps'].max()):,} steps of batch {int(gpu_grid['batch_size'].max())}.")
     return " ".join(out)
 
@@ -130,7 +131,7 @@ def layers_computed_text(rows: pd.DataFrame, gpu_grid: pd.DataFrame | None = Non
                 [f"behind {'it' if ahead else 'the Transformer'} at {counts(behind)}"] if behind else []) + (
                 [f"level at {counts(level)}"] if level else [])
             summary = "the looped 2-block stack is " + (", ".join(clauses[:-1]) + " and " + clauses[-1])
-        listing = "; ".join(f"at {n}, {r['exact_accuracy']:.3f} vs {t['exact_accuracy']:.3f} (±{e:.3f})"
+        listing = "; ".join(f"at {n}, {pct(r['exact_accuracy'])} vs {pct(t['exact_accuracy'])} (±{points(e, False)})"
                             for n, r, t, _, e in pairs)
         out.append(f"At equal layers computed, {summary}. Looped against deep by layers computed, with the noise of each "
                    f"difference: {listing}.")
@@ -148,7 +149,7 @@ def layers_computed_text(rows: pd.DataFrame, gpu_grid: pd.DataFrame | None = Non
     h = ok[ok["model"] == "hrm"].sort_values("layers_computed")
     best = {m: g.sort_values("exact_accuracy").iloc[-1] for m, g in ok.groupby("model") if m != "hrm"}
     if len(h):
-        runs = "; ".join(f"{r['exact_accuracy']:.3f} with {int(r['layers_computed'])} layers computed "
+        runs = "; ".join(f"{pct(r['exact_accuracy'])} with {int(r['layers_computed'])} layers computed "
                          f"(M = {int(r['halt_max_steps'])})" for _, r in h.iterrows())
         out.append(f"HRM{_params(h.iloc[0], ' ({} parameters)')} reaches {runs}.")
         top = h.sort_values("exact_accuracy").iloc[-1]
@@ -156,8 +157,8 @@ def layers_computed_text(rows: pd.DataFrame, gpu_grid: pd.DataFrame | None = Non
             versus = []
             for m, b in best.items():
                 gap, err = compare(top, b)
-                versus.append(f"{_versus(gap, err)} the best {LABEL[m]} ({b['exact_accuracy']:.3f} at "
-                              f"{int(b['layers_computed'])} layers computed; {gap:+.3f}, noise ±{err:.3f})")
+                versus.append(f"{_versus(gap, err)} the best {LABEL[m]} ({pct(b['exact_accuracy'])} at "
+                              f"{int(b['layers_computed'])} layers computed; {points(gap)}, noise ±{points(err, False)})")
             out.append(f"Its best run is {' and '.join(versus)}.")
             most = int(ok.loc[ok["model"] != "hrm", "layers_computed"].max())
             fewest = int(h["layers_computed"].min())
@@ -182,8 +183,8 @@ def _gpu_layers(grid: pd.DataFrame) -> str:
     span = lambda m: f"{min(spans[m])}-{max(spans[m])}"  # noqa: E731
     return (f"The `gpu` grid goes further: Transformers of {span('transformer')} layers, a "
             f"{int(grid.loc[grid['model'] == 'recurrent_transformer', 'n_layers'].iloc[0])}-block stack looped to "
-            f"{span('recurrent_transformer')} layers computed and HRM at {span('hrm')} layers computed, at d = "
-            f"{int(grid['hidden_size'].max())} for {int(grid['train_steps'].max()):,} steps of batch "
+            f"{span('recurrent_transformer')} layers computed and HRM at {span('hrm')} layers computed, at $d = "
+            f"{int(grid['hidden_size'].max())}$ for {int(grid['train_steps'].max()):,} steps of batch "
             f"{int(grid['batch_size'].max())} (the paper's looped model is ahead of the Transformer from "
             f"{paper_crossover()[0]} layers computed).") if {"transformer", "recurrent_transformer", "hrm"} <= set(spans) else ""
 
@@ -215,8 +216,8 @@ def fixed_m_text(tab: pd.DataFrame, n: int, paper_fixed: dict[int, float] | None
     lo, hi = t.iloc[0], t.iloc[-1]
     m_lo, m_hi = int(lo["M_max"]), int(hi["M_max"])
     gap, err = hi["fixed_exact"] - lo["fixed_exact"], noise(hi["fixed_exact"], lo["fixed_exact"], n, n)
-    out = (f"Fixed $M = {m_hi}$ solves {hi['fixed_exact']:.3f}, {_versus(gap, err, 'above', 'below', 'level with')} "
-           f"fixed $M = {m_lo}$ ({lo['fixed_exact']:.3f}, noise ±{err:.3f})")
+    out = (f"Fixed $M = {m_hi}$ solves {pct(hi['fixed_exact'])}, {_versus(gap, err, 'above', 'below', 'level with')} "
+           f"fixed $M = {m_lo}$ ({pct(lo['fixed_exact'])}, noise ±{points(err, False)})")
     paper_fixed = paper_fixed or {}
     if m_lo in paper_fixed and m_hi in paper_fixed:
         trend = "gains" if paper_fixed[m_hi] > paper_fixed[m_lo] else "does not gain"
@@ -246,7 +247,7 @@ def act_text(rows: pd.DataFrame, gpu_grid: pd.DataFrame | None = None, paper_fix
         err = noise(r.act_exact, r.fixed_exact, n, n)
         parts.append(f"at $M_\\max = {r.M_max}$ ACT trains with {r.act_train_steps:.2f} segments per puzzle "
                      f"({r.act_train_steps / r.M_max:.0%} of $M_\\max$) and is {_versus(r.act_exact - r.fixed_exact, err)} "
-                     f"fixed $M = {r.M_max}$ ({r.act_exact:.3f} vs {r.fixed_exact:.3f}, noise ±{err:.3f})")
+                     f"fixed $M = {r.M_max}$ ({pct(r.act_exact)} vs {pct(r.fixed_exact)}, noise ±{points(err, False)})")
     if parts:
         out.append(f"With ACT, {'; '.join(parts)}.")
     elif len(tab.dropna(subset=["act_train_steps"])):
@@ -259,7 +260,7 @@ def act_text(rows: pd.DataFrame, gpu_grid: pd.DataFrame | None = None, paper_fix
     halt = tab.dropna(subset=["act_halting_exact", "act_halting_steps"]) if len(tab) else tab
     if len(halt):
         out.append("Halting by the Q-head at test time as well, " + "; ".join(
-            f"the $M_\\max = {r.M_max}$ model uses {r.act_halting_steps:.2f} segments and solves {r.act_halting_exact:.3f}"
+            f"the $M_\\max = {r.M_max}$ model uses {r.act_halting_steps:.2f} segments and solves {pct(r.act_halting_exact)}"
             for r in halt.itertuples()) + ".")
     act = ok[ok["act"] == True]  # noqa: E712  (a bool column)
     evals = sorted(int(c.removeprefix("exact_at_M")) for c in act.columns if c.startswith("exact_at_M"))
@@ -271,8 +272,8 @@ def act_text(rows: pd.DataFrame, gpu_grid: pd.DataFrame | None = None, paper_fix
             continue
         a, b = float(r[f"exact_at_M{m}"]), float(r[f"exact_at_M{more[-1]}"])
         err = noise(a, b, n, n)
-        scaled.append(f"the model trained at $M_\\max = {m}$ goes from {a:.3f} after {m} segments to {b:.3f} after "
-                      f"{more[-1]} ({_versus(b - a, err, 'a gain', 'a loss', 'within the noise')}, ±{err:.3f})")
+        scaled.append(f"the model trained at $M_\\max = {m}$ goes from {pct(a)} after {m} segments to {pct(b)} after "
+                      f"{more[-1]} ({_versus(b - a, err, 'a gain', 'a loss', 'within the noise')}, ±{points(err, False)})")
     if scaled:
         out.append(f"Given more segments at inference, {'; '.join(scaled)}.")
     rungs = unsolved_rungs(ok, ["act", "halt_max_steps"])
@@ -282,7 +283,7 @@ def act_text(rows: pd.DataFrame, gpu_grid: pd.DataFrame | None = None, paper_fix
         g = gpu_grid
         m_max = ", ".join(map(str, sorted(g["halt_max_steps"].unique())))
         out.append(f"The `gpu` grid trains fixed $M$ and ACT at $M_\\max$ = {m_max} "
-                   f"at d = {int(g['hidden_size'].max())} on {int(g['n_train'].max()):,} hard puzzles x "
+                   f"at $d = {int(g['hidden_size'].max())}$ on {int(g['n_train'].max()):,} hard puzzles × "
                    f"{int(g['n_aug'].max())} augmentations for {int(g['train_steps'].max()):,} steps of batch "
                    f"{int(g['batch_size'].max())}, evaluated with up to {max(max(e) for e in g['eval_M'])} segments "
                    "(the paper's Fig. 5 trains to $M_\\max = 8$ and evaluates to 16).")
@@ -310,14 +311,14 @@ def original_choices_text(rows: pd.DataFrame) -> str:
                        get["softmax", op]) for op in OPTIMIZER],
         "Adam-atan2": [(lo, *compare(get[lo, "adam_atan2"], get[lo, "adamw"]), get[lo, "adam_atan2"],
                         get[lo, "adamw"]) for lo in LOSS]}
-    said = {c: "; ".join(f"{gap:+.3f} with {held} ({new['exact_accuracy']:.3f} vs {old['exact_accuracy']:.3f}, noise "
-                         f"±{err:.3f})" for held, gap, err, new, old in e) for c, e in effects.items()}
+    said = {c: "; ".join(f"{points(gap)} with {held} ({pct(new['exact_accuracy'])} vs {pct(old['exact_accuracy'])}, "
+                         f"noise ±{points(err, False)})" for held, gap, err, new, old in e) for c, e in effects.items()}
     out = [f"Stablemax instead of softmax changes exact accuracy by {said['stablemax']}. Adam-atan2 instead of AdamW: "
            f"{said['Adam-atan2']}."]
     orig, ours = get["stablemax", "adam_atan2"], get["softmax", "adamw"]
     gap, err = compare(orig, ours)
     out.append(f"The original's pair (stablemax, Adam-atan2) is {_versus(gap, err)} ours (softmax, AdamW): "
-               f"{orig['exact_accuracy']:.3f} vs {ours['exact_accuracy']:.3f} (noise ±{err:.3f}).")
+               f"{pct(orig['exact_accuracy'])} vs {pct(ours['exact_accuracy'])} (noise ±{points(err, False)}).")
     for choice, e in effects.items():
         moved = [held for held, g, nz, *_ in e if abs(g) > nz]
         same_sign = len({np.sign(g) for _, g, *_ in e}) == 1
@@ -350,7 +351,7 @@ def reset_text(l_residual, h_step_index) -> str:
         out += f" (by a factor of {grown[0]:.2f}" + (f" to {grown[-1]:.2f}" if len(grown) > 1 else "") + ")"
     if len(grown) > len(after) / 2:
         out += ": the reset pattern of the paper's Fig. 3" + (
-            "" if np.median(grown) >= 1.5 else f", in a weak form (median jump {np.median(grown):.2f}x)")
+            "" if np.median(grown) >= 1.5 else f", in a weak form (median jump {np.median(grown):.2f}×)")
     return (out + f"; over the whole trace $z_L$'s update falls to {res[-1] / res[0]:.2g} of its first, so "
             + ("the resets do not keep the computation active as in the paper." if res[-1] / res[0] < 0.1 else
                "the computation stays active, as in the paper."))

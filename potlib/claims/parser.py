@@ -97,17 +97,17 @@ def parser(gm: pd.DataFrame, mem: pd.DataFrame, rounding: pd.DataFrame) -> list[
     flat_detach, flat_nograd = r[("last_detach", 5, B)] <= 1.25, r[("last_nograd", 5, B)] <= 1.25
     out.append(published_claim(
         "parser_last_memory_flat",
-        f"T=5 vs T=1, PoH block alone: {r[('last_detach', 5, B)]:.2f}x as the original cuts (.detach), "
-        f"{r[('last_nograd', 5, B)]:.2f}x with no_grad, {r[('full', 5, B)]:.2f}x with full BPTT; whole parser: "
-        f"{r[('last_detach', 5, M)]:.2f}x, {r[('last_nograd', 5, M)]:.2f}x and {r[('full', 5, M)]:.2f}x",
+        f"T=5 vs T=1, PoH block alone: {r[('last_detach', 5, B)]:.2f}× as the original cuts (.detach), "
+        f"{r[('last_nograd', 5, B)]:.2f}× with no_grad, {r[('full', 5, B)]:.2f}× with full BPTT; whole parser: "
+        f"{r[('last_detach', 5, M)]:.2f}×, {r[('last_nograd', 5, M)]:.2f}× and {r[('full', 5, M)]:.2f}×",
         "pending" if not finite(r[("last_detach", 5, B)]) else "reproduced" if flat_detach else "differs",
-        "rule: the PoH block's peak at T=5 within 1.25x of T=1 with the original's .detach() (the published rows "
+        "rule: the PoH block's peak at T=5 within 1.25× of T=1 with the original's .detach() (the published rows "
         "ran that code); " + ("HRM's no_grad form is flat" if flat_nograd else "no form is flat")))
     full_m, full_b = r[("full", 3, M)], r[("full", 3, B)]
     out.append(published_claim(
         "parser_full_memory_grows",
-        f"T=3 full vs T=1: {full_m:.2f}x whole model, {full_b:.2f}x PoH block alone "
-        f"(T=5: {r[('full', 5, M)]:.2f}x and {r[('full', 5, B)]:.2f}x)",
+        f"T=3 full vs T=1: {full_m:.2f}× whole model, {full_b:.2f}× PoH block alone "
+        f"(T=5: {r[('full', 5, M)]:.2f}× and {r[('full', 5, B)]:.2f}×)",
         "pending" if not finite(full_m) else "reproduced" if 2.5 <= full_m <= 3.5
         else "trend reproduced" if 2.5 <= full_b <= 3.5 else "differs",
         "rule: whole-model ratio in [2.5, 3.5] (reproduced); only the block's (trend reproduced): the encoder's "

@@ -3,12 +3,17 @@
 Equivalent to :func:`potlib.credit.train.train` alone, to float rounding (``tests/test_replicas.py``): replica r
 is built right after ``set_seed(cfg.seed)`` as the runner builds it; a generator per replica draws ``train``'s data
 order (seed) and metric samples (seed + 1); AdamW is elementwise, so one over stacked tensors is R of them (lr,
-weight decay and schedule are in the group key; no clipping); the objective sums the replicas' losses, so each
+weight decay and schedule are in the group key; no clipping); the stacked optimizers are PyTorch's fused ones, one pass
+over each stacked tensor where the foreach ones of a run alone make several, to float rounding the same update; the
+objective sums the replicas' losses, so each
 gets its own gradient; the credit RMS is per (replica, layer). BP and DFA mix in a group (a mask selects each
 replica's credit); SB and CB train in groups of one method, their auxiliary net (and CB's EMA target) stacked
 (:mod:`potlib.credit.stacked`) with one Adam; past the warmup the auxiliary loss reuses the forward passes that
 computed the credit (``ReplicaTrainer._aux_forward``; bit for bit the same step, tested); CB's noise comes from one
-generator per replica holding the RNG state its run alone would have. VF has no replica path. Final Γ/ρ unstack
+generator per replica holding the RNG state its run alone would have, and the EMA target scores the K noisy copies
+of a state with their shared inputs computed once (``StackedCondNet.forward_shared_context``). Measured side by side
+on the 2-core machine (12 CB replicas at L = 4, one thread, seven interleaved rounds, 2026-12-01): the shared inputs
+make a step about 1.05x faster, the fused optimizers about 1.04x more. VF has no replica path. Final Γ/ρ unstack
 each replica into a ResMLP for ``credit_metrics``. ``cuda_graph=True`` (CUDA only) replays a captured step after
 three eager ones.
 Sweeps: :func:`replica_groups` splits a grid (``seed``, ``method``, ``alpha`` may differ in a group) and
@@ -122,7 +127,7 @@ class ReplicaTrainer:
             self.aux = StackedCondNet([r.value for r in self.rules])
             self.aux_target = StackedCondNet([r.target for r in self.rules]).requires_grad_(False)
         if self.aux is not None:
-            self.aux_opt = torch.optim.Adam(self.aux.parameters(), lr=cfg.aux_lr)
+            self.aux_opt = torch.optim.Adam(self.aux.parameters(), lr=cfg.aux_lr, fused=True)
         # DFA feedback matrices (a bridge's own, for its warmup), zeros for BP replicas: (R, L+1, d, C)
         self.B = torch.stack([r.B if isinstance(r, DFA) else r.warmup.B if self.bridge else ref.new_zeros(L + 1, d, C)
                               for r in self.rules])
@@ -136,7 +141,7 @@ class ReplicaTrainer:
             raise ValueError(f"cuda_graph = True is not allowed on device {device}: CUDA only")
         lr = torch.tensor(cfg.lr, device=device) if cuda_graph else cfg.lr
         self.opt = torch.optim.AdamW(self.net.parameters(), lr=lr, weight_decay=cfg.weight_decay,
-                                     capturable=cuda_graph)
+                                     capturable=cuda_graph, fused=True)
         n = self.train_split.n
         self.bs = min(cfg.batch_size, n)
         self.steps_per_epoch = n // self.bs
@@ -243,11 +248,11 @@ class ReplicaTrainer:
         with torch.no_grad():
             t1, s1, hl1 = self._inputs(hs, s, range(1, L + 1))
             nxt = torch.cat(hs[1:], 1)  # (R, L*B, d)
-            noise = torch.stack([torch.randn(rule.k, *nxt.shape[1:], device=nxt.device, dtype=nxt.dtype, generator=g)
-                                 for g in self.noise_gens])  # (R, K, L*B, d): each replica's own draw
-            noisy = (nxt.unsqueeze(1) + rule.sigma * noise).flatten(1, 2)  # (R, K*L*B, d), k-major as alone
-            rep = lambda z: None if z is None else z.repeat(1, rule.k, 1)  # noqa: E731
-            v_bar = self.aux_target(noisy, t1.repeat(rule.k), rep(s1), rep(hl1)).view(len(hs[0]), rule.k, -1)
+            noise = nxt.new_empty(len(hs[0]), rule.k, *nxt.shape[1:])  # (R, K, L*B, d)
+            for r, g in enumerate(self.noise_gens):  # each replica's own draw, as alone
+                torch.randn(rule.k, *nxt.shape[1:], generator=g, out=noise[r])
+            noisy = noise.mul_(rule.sigma).add_(nxt.unsqueeze(1)).flatten(1, 2)  # (R, K*L*B, d), k-major as alone
+            v_bar = self.aux_target.forward_shared_context(noisy, t1, s1, hl1, rule.k).view(len(hs[0]), rule.k, -1)
             target = -rule.lam * (torch.logsumexp(-v_bar / rule.lam, 1) - math.log(rule.k))  # (R, L*B)
         loss = (pred - target).pow(2).mean(1)
         # terminal value and terminal gradient matching at h_L

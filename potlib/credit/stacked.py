@@ -135,6 +135,26 @@ class StackedCondNet(nn.Module):
         z = F.gelu(self._lin(z, "mlp.2"))
         return self._lin(z, "mlp.4")
 
+    def forward_shared_context(self, h: Tensor, t: Tensor, s: Tensor, h_last: Tensor | None, k: int) -> Tensor:
+        """``forward(h, t.repeat(k), s.repeat(1, k, 1), h_last.repeat(1, k, 1))``, to float rounding, for ``h``
+        (R, k*N, d) made of k blocks of N rows that share ``t`` (N,), ``s`` (R, N, s_dim) and ``h_last`` (R, N, d):
+        CB's K noisy copies of the next states. The first Linear is split by its input columns: the shared part
+        (layer embedding, ``s``, projection, and the LayerNorm's shift through its weight) is computed once per N rows
+        instead of k times, and the LayerNorm's scale is folded into the weight, so the k*N rows need neither the
+        affine nor the concatenation. Returns (R, k*N, out)."""
+        R, d = h.shape[0], h.shape[-1]
+        w0 = self.p("mlp.0.weight")  # (R, width, d_in), columns [LN(h) | emb(t) | s | proj]
+        w_h = w0[:, :, :d]
+        parts = [self.p("t_emb.weight")[:, t], s]
+        if self.has_proj:
+            parts.append(self._lin(self._norm(h_last), "proj"))
+        bias = self.p("mlp.0.bias") + torch.einsum("rwd,rd->rw", w_h, self.p("norm.bias"))  # (R, width)
+        shared = torch.baddbmm(bias.unsqueeze(1), torch.cat(parts, -1), w0[:, :, d:].transpose(1, 2))  # (R, N, width)
+        z = torch.bmm(F.layer_norm(h, (d,), eps=1e-5), (w_h * self.p("norm.weight").unsqueeze(1)).transpose(1, 2))
+        z.view(R, k, -1, z.shape[-1]).add_(shared.unsqueeze(1))  # (R, k*N, width)
+        z = F.gelu(self._lin(F.gelu(z), "mlp.2"))
+        return self._lin(z, "mlp.4")
+
     def state_dict_of(self, r: int) -> dict[str, Tensor]:
         """Replica ``r``'s parameters under CondNet's names (for ``CondNet.load_state_dict``)."""
         return {k: self.p(k)[r].detach().clone() for k in self.names}
