@@ -87,7 +87,6 @@ def test_smoke_sweep_writes_rows(tmp_path):
     assert len(df) == rep.expected and set(df["status"]) == {"ok"}
 
 
-
 def test_a_sweep_runs_the_theory_check_on_one_thread(tmp_path, monkeypatch):
     """Its tensors are tiny, so each run computes on one thread whatever its process holds (the experiment's
     ``cpu_threads``, set by ``run_one``), and its row says so."""
