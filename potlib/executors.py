@@ -295,22 +295,24 @@ def run_group(exp: experiments.Experiment, name: str, group: list[Config], profi
     """
     for c in group:
         runtime.set_seed(c.seed)
-    start = time.perf_counter()
-    try:
-        outcomes, error = exp.run_group(group, device), None
-    except Exception as e:  # noqa: BLE001 - recorded in every row of the group
-        outcomes, error = None, runtime.describe_error(e)
-    wall = (time.perf_counter() - start) / len(group)
     rows = []
-    for i, c in enumerate(group):
-        if outcomes is None:
-            result = runtime.RunResult("failed", error, {}, {}, None, wall)
-        else:
-            o = outcomes[i]
-            status, err = runtime.classify(o)
-            result = runtime.RunResult(status, err, dict(o.metrics), dict(o.artifacts), o, wall)
-        rows.append(runtime.write_row(store, name, c, profile, result, device, fingerprint(exp, grouped=True),
-                                      replica_group=len(group)))
+    # the experiment's threads, as run_one sets them, around the training and its rows
+    with runtime.torch_threads(exp.cpu_threads if torch.device(device).type == "cpu" else None):
+        start = time.perf_counter()
+        try:
+            outcomes, error = exp.run_group(group, device), None
+        except Exception as e:  # noqa: BLE001 - recorded in every row of the group
+            outcomes, error = None, runtime.describe_error(e)
+        wall = (time.perf_counter() - start) / len(group)
+        for i, c in enumerate(group):
+            if outcomes is None:
+                result = runtime.RunResult("failed", error, {}, {}, None, wall)
+            else:
+                o = outcomes[i]
+                status, err = runtime.classify(o)
+                result = runtime.RunResult(status, err, dict(o.metrics), dict(o.artifacts), o, wall)
+            rows.append(runtime.write_row(store, name, c, profile, result, device, fingerprint(exp, grouped=True),
+                                          replica_group=len(group)))
     return rows
 
 

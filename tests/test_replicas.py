@@ -421,3 +421,26 @@ def test_bridge_step_reusing_the_credit_forward_is_bit_identical(method):
     for (ce_a, aux_a), (ce_b, aux_b) in zip(out_a, out_b):
         assert torch.equal(ce_a, ce_b) and torch.equal(aux_a, aux_b)
     assert all(torch.equal(p, q) for p, q in zip(par_a, par_b))
+
+
+def test_run_group_computes_with_the_experiments_threads(tmp_path):
+    """``run_group`` sets an experiment's ``cpu_threads`` around the group and its rows, as ``run_one`` does, and
+    gives the process its own count back."""
+    import dataclasses
+
+    from potlib import experiments
+    from potlib.executors import run_group
+    from potlib.results import ResultStore
+    from potlib.runtime import Outcome, torch_threads
+
+    seen = []
+
+    def group_run(group, device):
+        seen.append(torch.get_num_threads())
+        return [Outcome(metrics={"x": 1.0}) for _ in group]
+
+    exp = dataclasses.replace(experiments.get("credit_ladder"), cpu_threads=1, run_group=group_run)
+    with torch_threads(2):
+        rows = run_group(exp, "credit_ladder", [SMOKE_BASE], "smoke", ResultStore(tmp_path), torch.device("cpu"))
+        assert torch.get_num_threads() == 2
+    assert seen == [1] and rows[0]["provenance"]["device"].endswith(", 1 thread)")

@@ -59,9 +59,10 @@ class Experiment:
     # True for a timing experiment (the benches): its runs measure the machine, worker processes of their own
     # included, so a sweep runs them one at a time with nothing beside them
     runs_alone: bool = False
-    # torch threads each run computes with on a CPU, whatever its process holds (``executors.run_one`` sets them around
-    # the run and its row, so the row's provenance names them): 1 for the benches, which time the sweeps' one-thread
-    # arrangement, and for the theory check, whose tiny tensors run slower on two. None: the process's
+    # torch threads each run computes with on a CPU, whatever its process holds (``executors.run_one`` and
+    # ``run_group`` set them around the run and its row, so the row's provenance names them): 1 for the benches, which
+    # time the sweeps' one-thread arrangement, and for the theory check, whose tiny tensors run slower on two. None:
+    # the process's
     cpu_threads: int | None = None
     # Optional capability: train same-shaped configs together (``--executor replicas``).
     # group_configs(configs, max_group) -> (groups, configs that run alone); run_group(group, device) -> Outcomes
